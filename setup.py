@@ -11,7 +11,8 @@ PACKAGE = 'rig'
 
 # ROS executables (ros2 run rig <name>) -> module:function. Keep in sync with launch/ and config/.
 NODES = {
-    'sim_bridge': 'rig_sim.bridge_node:main',
+    'safety_filter': 'rig_policy.safety_filter_node:main',
+    'recorder': 'rig_trainer.recorder_node:main',
 }
 
 setup(

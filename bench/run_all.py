@@ -1,0 +1,48 @@
+"""`make bench`: every benchmark in turn; each writes its JSON (and plots) under bench/results/.
+
+    python -m bench.run_all [--skip-learn]
+
+The learning benchmark trains for tens of minutes and is not part of CI.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+SECTIONS = [
+    ('sim', 'bench.bench_sim', []),
+    ('ros', 'bench.bench_ros', []),
+    ('graph', 'bench.bench_graph', []),
+    ('learn', 'bench.bench_learn', ['--task', 'reach', '--seeds', '0', '1', '2', '--steps', '10000']),
+]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--skip-learn', action='store_true', help='skip the long learning benchmark')
+    parser.add_argument('--only', nargs='*', help='run only these sections')
+    args = parser.parse_args(argv)
+    failed = []
+    for name, module_name, section_args in SECTIONS:
+        if args.only and name not in args.only or (args.skip_learn and name == 'learn'):
+            continue
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            print(f'== {name}: not available ({exc.name})')
+            continue
+        print(f'== {name} ({module_name})', flush=True)
+        t0 = time.time()
+        rc = module.main(section_args)
+        print(f'== {name}: done in {time.time() - t0:.0f} s (rc={rc})', flush=True)
+        if rc:
+            failed.append(name)
+    if failed:
+        print('failed sections:', failed)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

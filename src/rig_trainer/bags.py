@@ -1,0 +1,215 @@
+"""Episodes as rosbag2 directories (MCAP), written and read with `rosbags` (no ROS import).
+
+Writing: `EpisodeBagWriter` records into `<data_dir>/.partial/<name>` and renames the finished bag into
+`<data_dir>/<name>` only after `metadata.yaml` is written, so a bag that is visible is a closed bag and a
+crash never leaves a half-written bag where the trainer looks.
+
+Reading: `read_episodes()` turns a bag (ours, or one made by `ros2 bag record` of the same topics, under
+any namespace) into `Episode`s: frames and the commands between them, aligned by header stamps. A bag
+that cannot be read raises `BagError` with the reason; the caller logs it and moves on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+from rosbags.highlevel import AnyReader
+from rosbags.rosbag2 import StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from rig_perception.image_msgs import image_to_numpy
+
+TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
+
+#: Topic (relative name) -> message type, as recorded per episode (DESIGN.md, "Bags").
+RECORDED_TOPICS = {
+    'camera/image_raw': 'sensor_msgs/msg/Image',
+    'rig/cmd': 'geometry_msgs/msg/TwistStamped',
+    'rig/episode': 'std_msgs/msg/String',
+    'rig/ee_pose': 'geometry_msgs/msg/PoseStamped',
+}
+PARTIAL_DIR = '.partial'
+BAG_VERSION = 9  # what Jazzy's rosbag2 writes
+
+
+class BagError(RuntimeError):
+    """A bag that cannot be used (corrupt, truncated, missing topics); says which and why."""
+
+
+def _stamp_ns(header) -> int:
+    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
+
+
+class EpisodeBagWriter:
+    """One closed-when-visible rosbag2 MCAP directory of serialized (CDR) messages."""
+
+    def __init__(self, data_dir: str | Path, name: str, topics: dict[str, str] | None = None):
+        self.data_dir = Path(data_dir)
+        self.final_path = self.data_dir / name
+        if self.final_path.exists():
+            raise FileExistsError(f'bag {self.final_path} already exists')
+        partial_root = self.data_dir / PARTIAL_DIR
+        partial_root.mkdir(parents=True, exist_ok=True)
+        self.partial_path = partial_root / name
+        if self.partial_path.exists():
+            shutil.rmtree(self.partial_path)
+        self._writer = Writer(self.partial_path, version=BAG_VERSION, storage_plugin=StoragePlugin.MCAP)
+        self._writer.open()
+        self._connections = {}
+        self.messages = 0
+        for topic, msgtype in (topics or RECORDED_TOPICS).items():
+            self._connections[topic] = self._writer.add_connection(topic, msgtype, typestore=TYPESTORE)
+
+    def write(self, topic: str, t_ns: int, cdr: bytes) -> None:
+        self._writer.write(self._connections[topic], int(t_ns), cdr)
+        self.messages += 1
+
+    def close(self) -> Path:
+        """Finish the bag (metadata.yaml) and make it visible to the trainer in one rename."""
+        self._writer.close()
+        os.replace(self.partial_path, self.final_path)
+        return self.final_path
+
+    def abort(self) -> None:
+        try:
+            self._writer.close()
+        finally:
+            shutil.rmtree(self.partial_path, ignore_errors=True)
+
+
+def list_closed_bags(data_dir: str | Path) -> list[Path]:
+    """Bag directories under data_dir that are finished (have metadata.yaml), oldest name first."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        return []
+    bags = [p for p in data_dir.iterdir()
+            if p.is_dir() and not p.name.startswith('.') and (p / 'metadata.yaml').is_file()]
+    return sorted(bags, key=lambda p: p.name)
+
+
+@dataclasses.dataclass
+class Episode:
+    """One episode of one actor: frames, and the command applied between consecutive frames.
+
+    `obs_index[i]`/`next_obs_index[i]` index `images` for the frame a command answered and the frame
+    that followed it; `velocities[i]` is that command (m/s, base_link).
+    """
+    key: str                    # unique, stable: '<bag name>/<namespace or root>/<episode id>'
+    images: np.ndarray          # (N, H, W, 3) uint8
+    image_stamps: np.ndarray    # (N,) int64 ns
+    velocities: np.ndarray      # (T, 3) float32
+    obs_index: np.ndarray       # (T,) int64
+    next_obs_index: np.ndarray  # (T,) int64
+    events: list[dict]          # the rig/episode JSON events (goal source, goal latent, ...)
+
+    @property
+    def num_transitions(self) -> int:
+        return len(self.velocities)
+
+
+def _split_topic(topic: str) -> tuple[str, str] | None:
+    """('/env0', 'camera/image_raw') for '/env0/camera/image_raw'; None if not a recorded topic."""
+    for rel in RECORDED_TOPICS:
+        if topic.rstrip('/').endswith(rel):
+            ns = topic[: len(topic.rstrip('/')) - len(rel)].rstrip('/')
+            return ns or '/', rel
+    return None
+
+
+def read_episodes(bag_path: str | Path) -> list[Episode]:
+    """All episodes in a closed bag, per namespace; raises BagError if the bag is unusable."""
+    bag_path = Path(bag_path)
+    per_ns: dict[str, dict[str, list]] = {}
+    try:
+        with AnyReader([bag_path], default_typestore=TYPESTORE) as reader:
+            conns = [c for c in reader.connections if _split_topic(c.topic)]
+            for conn, t_ns, raw in reader.messages(connections=conns):
+                ns, rel = _split_topic(conn.topic)
+                msg = reader.deserialize(raw, conn.msgtype)
+                per_ns.setdefault(ns, {k: [] for k in RECORDED_TOPICS})[rel].append((t_ns, msg))
+    except Exception as exc:  # rosbags raises many types for corrupt/truncated files
+        raise BagError(f'{bag_path}: unreadable bag ({type(exc).__name__}: {exc})') from exc
+
+    episodes = []
+    for ns, topics in sorted(per_ns.items()):
+        episodes.extend(_episodes_of_namespace(bag_path.name, ns, topics))
+    return episodes
+
+
+def _episodes_of_namespace(bag_name: str, ns: str, topics: dict[str, list]) -> list[Episode]:
+    frames = []
+    for t_ns, msg in topics['camera/image_raw']:
+        try:
+            frames.append((_stamp_ns(msg.header) or t_ns, image_to_numpy(msg)))
+        except ValueError as exc:
+            raise BagError(f'{bag_name}: bad image on {ns} camera/image_raw: {exc}') from exc
+    cmds = [(_stamp_ns(m.header) or t, np.array([m.twist.linear.x, m.twist.linear.y, m.twist.linear.z]))
+            for t, m in topics['rig/cmd']]
+    events = []
+    for t_ns, msg in topics['rig/episode']:
+        try:
+            event = json.loads(msg.data)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(event, dict):
+            event['_t_ns'] = t_ns
+            events.append(event)
+
+    # Episode windows from start/end events; a bag without events is one episode.
+    starts = [e for e in events if e.get('event') == 'start']
+    if starts:
+        windows = []
+        for i, s in enumerate(starts):
+            end = next((e['_t_ns'] for e in events if e.get('event') == 'end' and e['_t_ns'] >= s['_t_ns']
+                        and e.get('episode') == s.get('episode')), None)
+            nxt = starts[i + 1]['_t_ns'] if i + 1 < len(starts) else None
+            stop = min(x for x in (end, nxt, 2**63 - 1) if x is not None)
+            windows.append((str(s.get('episode', i)), s['_t_ns'], stop,
+                            [e for e in events if e.get('episode') == s.get('episode')]))
+    else:
+        windows = [('0', 0, 2**63 - 1, events)]
+
+    frames.sort(key=lambda f: f[0])
+    cmds.sort(key=lambda c: c[0])
+    out = []
+    for episode_id, t0, t1, ep_events in windows:
+        ep_frames = [f for f in frames if t0 <= f[0] <= t1]
+        ep_cmds = [c for c in cmds if t0 <= c[0] <= t1]
+        ep = align(f"{bag_name}/{ns.strip('/') or 'root'}/{episode_id}", ep_frames, ep_cmds, ep_events)
+        if ep is not None:
+            out.append(ep)
+    return out
+
+
+def align(key: str, frames: list, cmds: list, events: list) -> Episode | None:
+    """Pair each command with the last frame at or before it and the first frame after it.
+
+    Several commands between the same two frames (a real-time arm) keep only the last one: it is what
+    the arm was doing when the next frame was taken. Non-finite commands are dropped.
+    """
+    if len(frames) < 2 or not cmds:
+        return None
+    stamps = np.array([f[0] for f in frames], dtype=np.int64)
+    pairs: dict[int, np.ndarray] = {}
+    for t, v in cmds:
+        if not np.all(np.isfinite(v)):
+            continue
+        i = int(np.searchsorted(stamps, t, side='right')) - 1
+        if 0 <= i < len(frames) - 1:
+            pairs[i] = v
+    if not pairs:
+        return None
+    idx = np.array(sorted(pairs), dtype=np.int64)
+    return Episode(
+        key=key,
+        images=np.stack([f[1] for f in frames]),
+        image_stamps=stamps,
+        velocities=np.stack([pairs[i] for i in idx]).astype(np.float32),
+        obs_index=idx,
+        next_obs_index=idx + 1,
+        events=events,
+    )

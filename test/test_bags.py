@@ -1,0 +1,151 @@
+"""Episode bags: written closed-when-visible, read back with rosbags, aligned by stamps, corruption reported."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from rclpy.serialization import serialize_message
+from rosbags.rosbag2 import StoragePlugin, Writer
+
+from rig_perception.image_msgs import numpy_to_image
+from rig_trainer.bags import (TYPESTORE, BagError, EpisodeBagWriter, list_closed_bags, read_episodes)
+
+
+def _stamp(t_ns):
+    from builtin_interfaces.msg import Time
+    return Time(sec=t_ns // 10**9, nanosec=t_ns % 10**9)
+
+
+def _frame(i, size=8):
+    img = np.zeros((size, size, 3), np.uint8)
+    img[..., 0] = i  # frame index readable from the pixels
+    img[0, 0] = (1, 2, 3)
+    return img
+
+
+def _twist(t_ns, vx, frame='base_link'):
+    from geometry_msgs.msg import TwistStamped
+    msg = TwistStamped()
+    msg.header.stamp = _stamp(t_ns)
+    msg.header.frame_id = frame
+    msg.twist.linear.x = vx
+    return msg
+
+
+def _event(kind, episode):
+    from std_msgs.msg import String
+    return String(data=json.dumps({'event': kind, 'episode': episode, 'goal_source': 'imagined'}))
+
+
+def write_lockstep_episode(writer, episode, t0, steps=5):
+    """frame i at t0+i*10ms; command i (vx = i/10) at t0+i*10ms+3ms: it answers frame i."""
+    ms = 1_000_000
+    writer.write('rig/episode', t0 - ms, serialize_message(_event('start', episode)))
+    for i in range(steps + 1):
+        t = t0 + i * 10 * ms
+        writer.write('camera/image_raw', t, serialize_message(numpy_to_image(_frame(i), 'rgb8', stamp=_stamp(t))))
+        if i < steps:
+            writer.write('rig/cmd', t + 3 * ms, serialize_message(_twist(t + 3 * ms, i / 10)))
+    writer.write('rig/episode', t0 + (steps + 1) * 10 * ms, serialize_message(_event('end', episode)))
+
+
+def test_written_bag_is_invisible_until_closed_and_reads_back(tmp_path):
+    w = EpisodeBagWriter(tmp_path, 'actor0_ep000001')
+    write_lockstep_episode(w, 1, t0=10**9)
+    assert list_closed_bags(tmp_path) == []
+    path = w.close()
+    assert list_closed_bags(tmp_path) == [path]
+    assert (path / 'metadata.yaml').read_text().count('version: 9') == 1
+    [ep] = read_episodes(path)
+    assert ep.key.endswith('/1')
+    assert ep.images.shape == (6, 8, 8, 3) and ep.images.dtype == np.uint8
+    assert tuple(ep.images[0, 0, 0]) == (1, 2, 3), 'colour order must survive the round trip'
+    assert ep.num_transitions == 5
+    # command i answers frame i and leads to frame i+1
+    np.testing.assert_array_equal(ep.images[ep.obs_index, 1, 1, 0], np.arange(5))
+    np.testing.assert_array_equal(ep.images[ep.next_obs_index, 1, 1, 0], np.arange(1, 6))
+    np.testing.assert_allclose(ep.velocities[:, 0], np.arange(5) / 10, atol=1e-6)
+    assert [e['event'] for e in ep.events] == ['start', 'end']
+
+
+def test_two_episodes_in_one_bag_are_split_by_events(tmp_path):
+    w = EpisodeBagWriter(tmp_path, 'two')
+    write_lockstep_episode(w, 7, t0=10**9)
+    write_lockstep_episode(w, 8, t0=2 * 10**9, steps=3)
+    [a, b] = read_episodes(w.close())
+    assert (a.num_transitions, b.num_transitions) == (5, 3)
+    assert a.key != b.key
+
+
+def test_ros2_bag_record_style_bag_with_namespaces_is_ingested(tmp_path):
+    """A bag as `ros2 bag record` makes it: MCAP, namespaced topics, no episode events, rosbags types."""
+    path = tmp_path / 'rosbag2_2026_11_29-10_00_00'
+    ms = 1_000_000
+    Image = TYPESTORE.types['sensor_msgs/msg/Image']
+    Twist = TYPESTORE.types['geometry_msgs/msg/TwistStamped']
+    Header = TYPESTORE.types['std_msgs/msg/Header']
+    Time = TYPESTORE.types['builtin_interfaces/msg/Time']
+    Vector3 = TYPESTORE.types['geometry_msgs/msg/Vector3']
+    TwistT = TYPESTORE.types['geometry_msgs/msg/Twist']
+    with Writer(path, version=9, storage_plugin=StoragePlugin.MCAP) as writer:
+        conns = {}
+        for ns in ('/env0', '/env1'):
+            conns[ns, 'img'] = writer.add_connection(f'{ns}/camera/image_raw', Image.__msgtype__, typestore=TYPESTORE)
+            conns[ns, 'cmd'] = writer.add_connection(f'{ns}/rig/cmd', Twist.__msgtype__, typestore=TYPESTORE)
+        for ns, sign in (('/env0', 1), ('/env1', -1)):
+            for i in range(4):
+                t = 10**9 + i * 10 * ms
+                hdr = Header(stamp=Time(sec=t // 10**9, nanosec=t % 10**9), frame_id='cam')
+                bgr = _frame(i)[..., ::-1].copy()  # a bgr8 camera
+                img = Image(header=hdr, height=8, width=8, encoding='bgr8', is_bigendian=0, step=24,
+                            data=bgr.reshape(-1))
+                writer.write(conns[ns, 'img'], t, TYPESTORE.serialize_cdr(img, Image.__msgtype__))
+                if i < 3:
+                    tc = t + 2 * ms
+                    chdr = Header(stamp=Time(sec=tc // 10**9, nanosec=tc % 10**9), frame_id='base_link')
+                    tw = Twist(header=chdr, twist=TwistT(linear=Vector3(x=sign * 0.1, y=0.0, z=0.0),
+                                                         angular=Vector3(x=0.0, y=0.0, z=0.0)))
+                    writer.write(conns[ns, 'cmd'], tc, TYPESTORE.serialize_cdr(tw, Twist.__msgtype__))
+    assert list_closed_bags(tmp_path) == [path]
+    eps = read_episodes(path)
+    assert sorted(e.key.split('/')[1] for e in eps) == ['env0', 'env1']
+    for e in eps:
+        assert e.num_transitions == 3
+        assert tuple(e.images[0, 0, 0]) == (1, 2, 3), 'bgr8 must be converted to rgb'
+    assert {round(float(e.velocities[0, 0]), 3) for e in eps} == {0.1, -0.1}
+
+
+def test_corrupt_and_truncated_bags_raise_bag_error(tmp_path):
+    w = EpisodeBagWriter(tmp_path, 'good')
+    write_lockstep_episode(w, 1, t0=10**9)
+    good = w.close()
+    mcap = next(good.glob('*.mcap'))
+    data = mcap.read_bytes()
+
+    truncated = tmp_path / 'truncated'
+    truncated.mkdir()
+    (truncated / 'metadata.yaml').write_text((good / 'metadata.yaml').read_text())
+    (truncated / mcap.name).write_bytes(data[: len(data) // 2])
+    with pytest.raises(BagError, match='truncated'):
+        read_episodes(truncated)
+
+    garbage = tmp_path / 'garbage'
+    garbage.mkdir()
+    (garbage / 'metadata.yaml').write_text('rosbag2_bagfile_information: {version: 9, storage_identifier: mcap')
+    with pytest.raises(BagError, match='garbage'):
+        read_episodes(garbage)
+    # The good bag is untouched by its neighbours' corruption.
+    assert read_episodes(good)[0].num_transitions == 5
+
+
+def test_non_finite_commands_are_dropped(tmp_path):
+    w = EpisodeBagWriter(tmp_path, 'nan')
+    ms = 1_000_000
+    for i in range(3):
+        t = 10**9 + i * 10 * ms
+        w.write('camera/image_raw', t, serialize_message(numpy_to_image(_frame(i), 'rgb8', stamp=_stamp(t))))
+    w.write('rig/cmd', 10**9 + 3 * ms, serialize_message(_twist(10**9 + 3 * ms, float('nan'))))
+    w.write('rig/cmd', 10**9 + 13 * ms, serialize_message(_twist(10**9 + 13 * ms, 0.2)))
+    [ep] = read_episodes(w.close())
+    assert ep.num_transitions == 1 and ep.obs_index[0] == 1
