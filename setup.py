@@ -11,8 +11,16 @@ PACKAGE = 'rig'
 
 # ROS executables (ros2 run rig <name>) -> module:function. Keep in sync with launch/ and config/.
 NODES = {
+    'sim_bridge': 'rig_sim.bridge_node:main',
+    'encoder': 'rig_perception.encoder_node:main',
+    'policy': 'rig_policy.policy_node:main',
     'safety_filter': 'rig_policy.safety_filter_node:main',
     'recorder': 'rig_trainer.recorder_node:main',
+    'trainer': 'rig_trainer.trainer_node:main',
+    'camera': 'rig_perception.camera_node:main',
+    'arm_adapter': 'rig_policy.arm_adapter_node:main',
+    'home_pose': 'rig_policy.home_pose:main',
+    'servo_start': 'rig_policy.servo_bridge:main',
 }
 
 setup(

@@ -261,7 +261,7 @@ def test_on_input_mode_publishes_once_per_command_then_one_zero(context, tmp_pat
     log = tmp_path / 'safety_filter.log'
     try:
         with spawn_node(MODULE, dict(PARAMS, output_mode='on_input', enforce_workspace=False),
-                        namespace='/oninput', log_path=log) as proc:
+                        namespace="/oninput", log_path=log):
             def send():
                 cmd = TwistStamped()
                 cmd.header.stamp, cmd.header.frame_id = drv.node.get_clock().now().to_msg(), 'base_link'

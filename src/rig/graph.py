@@ -25,28 +25,32 @@ class NodeSpec:
     executable: str                 # `ros2 run rig <executable>`
     name: str                       # node name: the key of its section in the parameter files
     factory: str                    # 'module:Class' constructed in-process by `rig up`
+    config: str                     # 'module:Dataclass' of its parameters (checks parameter files)
     arguments: tuple[str, ...] = ()  # ARGUMENTS passed on as parameters of the same name
     per_actor: bool = True          # one per namespace (actor); False: one shared node (the trainer)
     remap_cmd_to: str = ''          # robot graphs: where the filtered command goes
 
 
 SIM_NODES = (
-    NodeSpec('sim_bridge', 'sim_bridge', 'rig_sim.bridge_node:SimBridge', ('task', 'arm')),
-    NodeSpec('encoder', 'encoder', 'rig_perception.encoder_node:Encoder', ('checkpoint',)),
-    NodeSpec('policy', 'policy', 'rig_policy.policy_node:Policy', ('checkpoint',)),
-    NodeSpec('safety_filter', 'safety_filter', 'rig_policy.safety_filter_node:SafetyFilterNode'),
-    NodeSpec('recorder', 'recorder', 'rig_trainer.recorder_node:Recorder', ('data_dir',)),
-    NodeSpec('trainer', 'trainer', 'rig_trainer.trainer_node:Trainer',
+    NodeSpec('sim_bridge', 'sim_bridge', 'rig_sim.bridge_node:SimBridge', 'rig_sim.bridge_node:BridgeConfig', ('task', 'arm')),
+    NodeSpec('encoder', 'encoder', 'rig_perception.encoder_node:Encoder', 'rig_perception.encoder_node:EncoderConfig', ('checkpoint',)),
+    NodeSpec('policy', 'policy', 'rig_policy.policy_node:Policy', 'rig_policy.policy_node:PolicyConfig', ('checkpoint',)),
+    NodeSpec('safety_filter', 'safety_filter', 'rig_policy.safety_filter_node:SafetyFilterNode',
+             'rig_policy.safety:SafetyConfig'),
+    NodeSpec('recorder', 'recorder', 'rig_trainer.recorder_node:Recorder', 'rig_trainer.recorder_node:RecorderConfig', ('data_dir',)),
+    NodeSpec('trainer', 'trainer', 'rig_trainer.trainer_node:Trainer', 'rig_trainer.trainer_node:TrainerNodeConfig',
              ('task', 'arm', 'data_dir', 'checkpoint'), per_actor=False),
 )
 
 ROBOT_NODES = (
-    NodeSpec('camera', 'camera', 'rig_perception.camera_node:CameraNode'),
-    NodeSpec('encoder', 'encoder', 'rig_perception.encoder_node:Encoder', ('checkpoint',)),
-    NodeSpec('policy', 'policy', 'rig_policy.policy_node:Policy', ('checkpoint',)),
-    NodeSpec('safety_filter', 'safety_filter', 'rig_policy.safety_filter_node:SafetyFilterNode'),
-    NodeSpec('arm_adapter', 'arm_adapter', 'rig_policy.arm_adapter_node:ArmAdapter'),
-    NodeSpec('recorder', 'recorder', 'rig_trainer.recorder_node:Recorder', ('data_dir',)),
+    NodeSpec('camera', 'camera', 'rig_perception.camera_node:CameraNode', 'rig_perception.camera_node:CameraConfig'),
+    NodeSpec('encoder', 'encoder', 'rig_perception.encoder_node:Encoder', 'rig_perception.encoder_node:EncoderConfig', ('checkpoint',)),
+    NodeSpec('policy', 'policy', 'rig_policy.policy_node:Policy', 'rig_policy.policy_node:PolicyConfig', ('checkpoint',)),
+    NodeSpec('safety_filter', 'safety_filter', 'rig_policy.safety_filter_node:SafetyFilterNode',
+             'rig_policy.safety:SafetyConfig'),
+    NodeSpec('arm_adapter', 'arm_adapter', 'rig_policy.arm_adapter_node:ArmAdapter',
+             'rig_policy.arm_adapter_node:ArmAdapterConfig'),
+    NodeSpec('recorder', 'recorder', 'rig_trainer.recorder_node:Recorder', 'rig_trainer.recorder_node:RecorderConfig', ('data_dir',)),
 )
 
 GRAPHS = {'sim': SIM_NODES, 'robot': ROBOT_NODES}

@@ -10,21 +10,17 @@ Run: `python -m rig_policy.safety_filter_node --ros-args --params-file config/sa
 """
 from __future__ import annotations
 
-import signal
 import sys
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.duration import Duration
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from std_msgs.msg import Bool
 
-from rig.config import ConfigError
+from rig.node_main import run_node
 from rig.qos import COMMAND_QOS, ESTOP_QOS, ESTOP_VOLATILE_QOS, STATE_SUBSCRIBER_QOS
 from rig.ros_params import declare_dataclass_parameters
 from rig_policy.safety import STOP_REASONS, Reason, SafetyConfig, SafetyFilter
@@ -192,37 +188,8 @@ class SafetyFilterNode(Node):
         self.get_logger().info('stopping: zero command sent' + ('' if acked else ' (not acknowledged by all)'))
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(args=None) -> int:
-    # No rclpy signal handlers: they shut the context down at SIGINT, after which the zero command
-    # could no longer be published. SIGINT/SIGTERM raise KeyboardInterrupt instead (the 20 Hz timer
-    # wakes the executor, so it is noticed promptly); we stop the arm, then shut down.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    node = None
-    try:
-        node = SafetyFilterNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ConfigError as e:
-        print(f'{NODE_NAME}: bad configuration: {e}', file=sys.stderr)
-        return 2
-    finally:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)   # a second Ctrl-C must not skip the zero command
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        if node is not None:
-            try:
-                node.stop_arm()
-            except Exception as e:   # context already gone (external shutdown): nothing left to send on
-                print(f'{NODE_NAME}: could not send the final zero command: {e}', file=sys.stderr)
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(SafetyFilterNode, 'safety_filter', args)
 
 
 if __name__ == '__main__':

@@ -7,18 +7,18 @@ cleanly, and after a crash it stays in `.partial/` where nobody reads it.
 """
 from __future__ import annotations
 
+import sys
 import dataclasses
 import json
 import time
 
-import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from rig import qos
+from rig.node_main import run_node
 from rig.ros_params import declare_dataclass_parameters
 from rig_trainer.bags import RECORDED_TOPICS, EpisodeBagWriter
 
@@ -51,9 +51,9 @@ DESCRIPTIONS = {
 
 
 class Recorder(Node):
-    def __init__(self, **overrides):
-        super().__init__('recorder')
-        self.cfg: RecorderConfig = declare_dataclass_parameters(self, RecorderConfig(**overrides), DESCRIPTIONS)
+    def __init__(self, cfg: RecorderConfig | None = None, **node_kwargs):
+        super().__init__('recorder', **node_kwargs)
+        self.cfg: RecorderConfig = declare_dataclass_parameters(self, cfg or RecorderConfig(), DESCRIPTIONS)
         self.writer: EpisodeBagWriter | None = None
         self.opened_at = 0.0
         self.bags_written = 0
@@ -113,19 +113,9 @@ class Recorder(Node):
         return super().destroy_node()
 
 
-def main(args=None) -> None:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = Recorder()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+def main(args=None) -> int:
+    return run_node(Recorder, 'recorder', args)
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())

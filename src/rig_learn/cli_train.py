@@ -1,0 +1,75 @@
+"""`rig train`: train RIG (or a baseline) on a simulated task and write a run directory."""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from rig.config import ConfigError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--task', default='reach', help="reach | push | door (rig_sim) or toy_reach (default: reach)")
+    parser.add_argument('--arm', default=None, help='sawyer | ur5e (default: from config, sawyer)')
+    parser.add_argument('--steps', type=int, default=10000, help='env steps (VAE pretraining images not counted)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--device', default=None, help='cpu | cuda | cuda:N (default: from config, cpu)')
+    parser.add_argument('--config', default=None,
+                        help='learner YAML (default: config/learn_<task>.yaml when present)')
+    parser.add_argument('--mode', default=None, choices=['rig', 'oracle', 'her_pixels'],
+                        help='baseline: without --config, loads config/learn_<task>_<mode>.yaml '
+                             '(RIG without prior relabelling: --config config/learn_reach_no_prior.yaml)')
+    parser.add_argument('--threads', type=int, default=2, help='torch threads (default 2: both cores)')
+    parser.add_argument('--out', default=None, help='run directory (default: runs/<task>_<mode>_s<seed>_<time>)')
+    parser.add_argument('--eval-every', type=int, default=None, help='env steps between evaluations')
+    parser.add_argument('--eval-goals', type=int, default=None, help='image goals in the final evaluation')
+    parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                        help='override any config key, e.g. --set vae.beta=2.5 --set rl.updates_per_step=2')
+    parser.add_argument('--no-progress', action='store_true', help='no tqdm progress bar')
+
+
+def parse_sets(items) -> dict:
+    import yaml
+    out = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        if not sep:
+            raise ConfigError(f'--set expects KEY=VALUE, got {item!r}')
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def run(args) -> int:
+    from .agent import DeviceUnavailable, resolve_device
+    from .runs import config_path_for, load_config, train_run
+
+    try:
+        overrides = {'arm': args.arm, 'seed': args.seed, 'device': args.device, 'mode': args.mode,
+                     'num_threads': args.threads, 'eval.every': args.eval_every, 'eval.n_goals': args.eval_goals}
+        overrides.update(parse_sets(args.set))
+        path = args.config
+        if path is None and args.mode and args.mode != 'rig':
+            # baselines have their own files: config/learn_<task>_<mode>.yaml
+            path = config_path_for(args.task, '_' + args.mode)
+            if path is None:
+                raise ConfigError(f'no config/learn_{args.task}_{args.mode}.yaml; pass --config')
+        cfg = load_config(args.task, path, **overrides)
+        resolve_device(cfg.device)
+    except (ConfigError, DeviceUnavailable, FileNotFoundError, KeyError) as exc:
+        print(f'rig train: {exc}', file=sys.stderr)
+        return 2
+    out = Path(args.out or f"runs/{cfg.task}_{cfg.mode}_s{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}")
+    try:
+        summary = train_run(cfg, args.steps, out, progress=not args.no_progress)
+    except RuntimeError as exc:
+        if 'rig_sim' in str(exc):
+            print(f'rig train: {exc}', file=sys.stderr)
+            return 2
+        raise
+    keys = [k for k in ('eval/hand_distance_median', 'eval/puck_distance_median', 'eval/door_angle_error_median',
+                        'eval/success', 'env_steps_per_s', 'grad_steps_per_s', 'wall_s') if k in summary]
+    print(f'run directory: {out}')
+    for k in keys:
+        print(f'  {k}: {summary[k]:.4g}')
+    return 0

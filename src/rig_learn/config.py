@@ -1,0 +1,150 @@
+"""Learner configuration: one dataclass tree, loaded strictly from `config/learn_<task>.yaml`.
+
+All defaults are the paper / reference-implementation values (RIG, Nair et al. 2018; the 48x48
+VAE architecture is the later Skew-Fit variant of the same code base) unless a comment says why not.
+
+VAE loss normalisation and the scale of `beta`
+---------------------------------------------
+Per image, the loss is
+
+    recon_nats(x) + beta * KL(q(z|x) || N(0, I))
+
+where both terms are *summed* (over all H*W*3 pixels resp. over latent dimensions), i.e. `beta` is
+in the paper's scale: the reference code multiplies the per-pixel mean BCE by the image length, so a
+Bernoulli decoder gives the summed BCE in nats. For the Gaussian decoder (fixed standard deviation
+`gaussian_sigma`, pixels in [0, 1]) recon_nats = SSE / (2 sigma^2) (constant dropped). The optimiser
+sees this loss divided by the number of pixels (Adam is invariant to that scale); reported
+`vae/recon` and `vae/kl` are per image, in nats.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MODES = ('rig', 'oracle', 'her_pixels')
+
+
+@dataclass
+class VAEConfig:
+    arch: str = 'conv48'            # 'conv48': Skew-Fit (k 5/3/3, ch 16/32/64, s 3/2/2); 'conv84': paper-era (k5 s3, 16/32/32, BN+ReLU)
+    latent_dim: int = 16            # reacher 16, pusher 4 (paper)
+    beta: float = 5.0               # paper scale, see module docstring
+    decoder: str = 'gaussian'       # 'gaussian' (Skew-Fit) | 'bernoulli' (paper-era)
+    gaussian_sigma: float = 0.1     # decoder std for 'gaussian' (pixels in [0, 1])
+    lr: float = 1e-3
+    batch_size: int = 64
+    pretrain_images: int = 10000    # paper: 10,000 random-action images for the pusher
+    pretrain_dataset: str = 'random'  # 'random' (random-action rollouts) | 'goals' (env.sample_goal images) | 'mixed'
+    pretrain_steps: int = 3000      # Adam steps on the pretraining set
+    # Online refits on the replay buffer: ((from_env_step, every_n_env_steps), ...) -> more often
+    # early, less later. Each refit runs `refit_steps` Adam steps, then re-encodes the buffer.
+    refit_schedule: tuple = ((0, 1000), (5000, 2500), (20000, 10000))
+    refit_steps: int = 250
+    refit_mix_pretrain: float = 0.0  # fraction of each refit batch drawn from the pretraining images
+
+
+@dataclass
+class RLConfig:
+    algo: str = 'td3'               # 'td3' | 'sac'
+    hidden: tuple = (400, 300)
+    actor_lr: float = 1e-3
+    critic_lr: float = 1e-3
+    discount: float = 0.99
+    tau: float = 1e-2
+    batch_size: int = 128
+    updates_per_step: float = 4.0   # gradient steps per env step (fractions allowed, e.g. 0.5)
+    policy_delay: int = 2           # TD3
+    target_noise: float = 0.2       # TD3 target policy smoothing
+    target_noise_clip: float = 0.5
+    exploration: str = 'gaussian'   # 'gaussian' | 'ou' (TD3 exploration noise)
+    exploration_noise: float = 0.3
+    ou_theta: float = 0.15
+    learning_starts: int = 1000     # env steps collected before the first gradient step
+    random_steps: int = 0           # env steps with uniform random actions at the very start
+    buffer_size: int = 100000
+    reward_scale: float = 1.0
+    sac_init_alpha: float = 1.0     # SAC: automatic entropy tuning, target entropy -action_dim
+    sac_alpha_lr: float = 3e-4
+
+
+@dataclass
+class RelabelConfig:
+    """Replay relabelling distribution: fixed configuration, independent of what the collector did.
+
+    own: the goal the episode was collected with; prior: fresh samples z ~ N(0, I) (RIG only);
+    future: an achieved state later in the same episode (HER 'future').
+    """
+    own: float = 0.1
+    prior: float = 0.5
+    future: float = 0.4
+
+
+@dataclass
+class EvalConfig:
+    n_goals: int = 50               # final evaluation: image goals from env.sample_goal()
+    every: int = 1000               # env steps between evaluations during training (0: never)
+    n_goals_during_training: int = 10
+    seed: int = 1_000_003           # goal-sampling seed: the same goals at every evaluation
+    grid_goals: int = 6             # rows of the goal / reconstruction / reached PNG grid
+
+
+@dataclass
+class LearnConfig:
+    task: str = 'reach'             # rig_sim task ('reach' | 'push' | 'door') or 'toy_reach'
+    arm: str = 'sawyer'
+    image_size: int = 48
+    # 'rig' | 'oracle' (state obs, true-distance reward, HER) | 'her_pixels' (pixel obs/reward, HER)
+    mode: str = 'rig'
+    reward: str = 'latent_distance'  # 'latent_distance' | 'log_prob' | 'mahalanobis' (rig only)
+    pixel_pool: int = 4             # her_pixels: average-pool factor before the MLP
+    seed: int = 0
+    device: str = 'cpu'             # 'cpu' | 'cuda' | 'cuda:N'
+    num_threads: int = 0            # torch intra-op threads (0: leave torch's setting alone)
+    env: str = ''                   # optional 'module:callable' env factory (bring your own simulator)
+    horizon: int = 0                # 0: the env's own truncation
+    vae: VAEConfig = field(default_factory=VAEConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
+    relabel: RelabelConfig = field(default_factory=RelabelConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self):
+        self.validate()
+
+    def validate(self) -> None:
+        from rig.config import ConfigError
+        if self.mode not in MODES:
+            raise ConfigError(f'mode must be one of {MODES}, got {self.mode!r}')
+        if self.vae.arch not in ('conv48', 'conv84'):
+            raise ConfigError(f'vae.arch must be conv48 or conv84, got {self.vae.arch!r}')
+        if self.vae.decoder not in ('gaussian', 'bernoulli'):
+            raise ConfigError(f'vae.decoder must be gaussian or bernoulli, got {self.vae.decoder!r}')
+        if self.vae.pretrain_dataset not in ('random', 'goals', 'mixed'):
+            raise ConfigError(f'vae.pretrain_dataset: random|goals|mixed, got {self.vae.pretrain_dataset!r}')
+        if self.rl.algo not in ('td3', 'sac'):
+            raise ConfigError(f'rl.algo must be td3 or sac, got {self.rl.algo!r}')
+        if self.rl.exploration not in ('gaussian', 'ou'):
+            raise ConfigError(f'rl.exploration must be gaussian or ou, got {self.rl.exploration!r}')
+        if self.reward not in ('latent_distance', 'log_prob', 'mahalanobis'):
+            raise ConfigError(f'reward must be latent_distance|log_prob|mahalanobis, got {self.reward!r}')
+        fr = self.relabel
+        if min(fr.own, fr.prior, fr.future) < 0 or abs(fr.own + fr.prior + fr.future - 1.0) > 1e-6:
+            raise ConfigError(f'relabel fractions must be >= 0 and sum to 1, got {fr}')
+        if self.mode != 'rig' and fr.prior > 0:
+            raise ConfigError(f'relabel.prior > 0 needs a latent prior (mode rig); mode is {self.mode!r}')
+        sched = tuple(tuple(int(v) for v in s) for s in self.vae.refit_schedule)
+        if any(len(s) != 2 or s[1] <= 0 for s in sched):
+            raise ConfigError('vae.refit_schedule: list of [from_env_step, every_n_env_steps], every > 0')
+        self.vae.refit_schedule = tuple(sorted(sched))
+        self.rl.hidden = tuple(int(h) for h in self.rl.hidden)
+
+    @property
+    def uses_vae(self) -> bool:
+        return self.mode == 'rig'
+
+
+def refit_due(schedule, step: int) -> bool:
+    """True when an online VAE refit is due after `step` env steps (step >= 1)."""
+    every = None
+    for start, n in schedule:
+        if step >= start:
+            every = n
+    return every is not None and step > 0 and step % every == 0

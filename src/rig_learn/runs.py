@@ -1,0 +1,189 @@
+"""Run directories: config lookup, training with metrics.jsonl / plots / checkpoints, re-evaluation."""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from rig.config import load_yaml, to_dict
+
+from .config import LearnConfig
+
+REPO_CONFIG = Path(__file__).resolve().parents[2] / 'config'
+
+
+def config_path_for(task: str, mode_suffix: str = '') -> Path | None:
+    """config/learn_<task>.yaml from the source tree or the installed share/rig/config."""
+    name = f'learn_{task}{mode_suffix}.yaml'
+    for d in (REPO_CONFIG, Path(sys.prefix) / 'share' / 'rig' / 'config'):
+        if (d / name).is_file():
+            return d / name
+    return None
+
+
+def load_config(task: str | None = None, path=None, **overrides) -> LearnConfig:
+    """LearnConfig from `path` (or config/learn_<task>.yaml when it exists), then `overrides`
+    (None values ignored)."""
+    if path is None and task is not None:
+        path = config_path_for(task)
+    cfg = load_yaml(LearnConfig, path, **({'task': task} if task and path is None else {}))
+    if task is not None:
+        overrides.setdefault('task', task)
+    return _apply(cfg, overrides)
+
+
+def _apply(cfg: LearnConfig, overrides: dict) -> LearnConfig:
+    from rig.config import from_dict
+    d = to_dict(cfg)
+    for k, v in overrides.items():
+        if v is None:
+            continue
+        node = d
+        parts = k.split('.')
+        for p in parts[:-1]:
+            node = node[p]
+        node[parts[-1]] = v
+    return from_dict(LearnConfig, d)
+
+
+class MetricsWriter:
+    def __init__(self, path: Path):
+        self.path = path
+        self.rows: list[dict] = []
+
+    def write(self, row: dict) -> None:
+        self.rows.append(row)
+        with open(self.path, 'a') as f:
+            f.write(json.dumps(row) + '\n')
+
+
+def read_metrics(path) -> list[dict]:
+    rows = []
+    p = Path(path)
+    if p.is_file():
+        for line in p.read_text().splitlines():
+            if line.strip():
+                rows.append(json.loads(line))
+    return rows
+
+
+def _np_default(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    raise TypeError(type(o))
+
+
+def write_json(path, obj) -> None:
+    Path(path).write_text(json.dumps(obj, indent=2, default=_np_default))
+
+
+
+
+
+def eval_row(agent, result, prefix='eval/') -> dict:
+    return {**result.summary(prefix), **{k: v for k, v in agent.counters.items() if k != 'vae_pretrained'}}
+
+
+def train_run(cfg: LearnConfig, steps: int, out_dir, progress: bool = True, env=None, eval_env=None) -> dict:
+    """Train `cfg` for `steps` env steps into run directory `out_dir`:
+    config.yaml, metrics.jsonl, checkpoint/, learning_curve.png, eval_grid.png, eval.json.
+    Returns the final summary (also in eval.json)."""
+    import yaml
+
+    from . import plots
+    from .agent import RIGAgent
+    from .envs import make_task_env
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / 'metrics.jsonl').unlink(missing_ok=True)
+    (out / 'config.yaml').write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    env = env or make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed, factory=cfg.env, horizon=cfg.horizon)
+    eval_env = eval_env or make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed + 1, factory=cfg.env,
+                                         horizon=cfg.horizon)
+    t_start = time.perf_counter()
+    agent = RIGAgent.from_config(cfg, env, eval_env=eval_env)
+    metrics = MetricsWriter(out / 'metrics.jsonl')
+    timing = {'eval_s': 0.0, 'pretrain_s': 0.0}
+    if cfg.uses_vae:
+        t = time.perf_counter()
+        agent.pretrain_vae()
+        timing['pretrain_s'] = time.perf_counter() - t
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=steps, unit='step', dynamic_ncols=True, mininterval=0.5, desc=f'{cfg.task}/{cfg.mode}')
+    state = {'eval': float('nan'), 't_loop': time.perf_counter(), 'grad0': agent.counters['grad_steps']}
+
+    def do_eval(n_goals, record=0):
+        t = time.perf_counter()
+        res = agent.evaluate(n_goals=n_goals, record=record)
+        timing['eval_s'] += time.perf_counter() - t
+        return res
+
+    def row_for(res):
+        loop_s = time.perf_counter() - state['t_loop'] - timing['eval_s']
+        row = {'wall_s': round(time.perf_counter() - t_start, 3), **eval_row(agent, res),
+               'env_steps_per_s': agent.counters['env_steps'] / max(loop_s, 1e-9),
+               'grad_steps_per_s': (agent.counters['grad_steps'] - state['grad0']) / max(loop_s, 1e-9),
+               **{k: v for k, v in agent.last_metrics.items()}, 'pretrain_s': timing['pretrain_s'],
+               'eval_s': timing['eval_s']}
+        return row
+
+    def callback(a):
+        n = a.counters['env_steps']
+        if bar is not None:
+            bar.update(1)
+        if cfg.eval.every and n % cfg.eval.every == 0 and n < steps:
+            res = do_eval(cfg.eval.n_goals_during_training)
+            row = row_for(res)
+            metrics.write(row)
+            state['eval'] = row.get('eval/hand_distance_median', row.get('eval/latent_distance_median', float('nan')))
+            a.save(out / 'checkpoint')
+            if bar is not None:
+                bar.set_postfix(eval_dist=f"{state['eval']:.4f}", grad_s=f"{row['grad_steps_per_s']:.0f}")
+        return True
+
+    agent.learn(steps, callback=callback)
+    if bar is not None:
+        bar.close()
+    res = do_eval(cfg.eval.n_goals, record=cfg.eval.grid_goals)
+    row = row_for(res)
+    row['final'] = True
+    metrics.write(row)
+    agent.save(out / 'checkpoint')
+    plots.learning_curve({cfg.mode: metrics.rows}, out / 'learning_curve.png',
+                         title=f'{cfg.task} ({cfg.arm}) {cfg.mode} seed {cfg.seed}')
+    plots.eval_grid(res, out / 'eval_grid.png', title=f'{cfg.task} {cfg.mode}: goal / recon / reached')
+    summary = {**row, 'per_goal': {'hand_distance': res.hand_distance, 'puck_distance': res.puck_distance,
+                                   'door_angle_error': res.door_angle_error, 'success': res.success}}
+    write_json(out / 'eval.json', summary)
+    return summary
+
+
+def eval_run(path, n_goals: int | None = None, seed: int | None = None, device: str | None = None,
+             env=None, grid: bool = True) -> dict:
+    """Re-evaluate a run directory (its checkpoint/) or a checkpoint directory."""
+    from . import plots
+    from .agent import RIGAgent
+    from .envs import make_task_env
+
+    path = Path(path)
+    ck = path / 'checkpoint' if (path / 'checkpoint').is_dir() else path
+    agent = RIGAgent.load(ck, device=device)
+    cfg = agent.cfg
+    env = env or make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed + 1, factory=cfg.env, horizon=cfg.horizon)
+    res = agent.evaluate(env, n_goals=n_goals, seed=seed, record=cfg.eval.grid_goals if grid else 0)
+    summary = {**eval_row(agent, res), 'checkpoint': str(ck),
+               'per_goal': {'hand_distance': res.hand_distance, 'puck_distance': res.puck_distance,
+                            'door_angle_error': res.door_angle_error, 'success': res.success}}
+    out_dir = ck.parent if ck.name == 'checkpoint' else ck
+    write_json(out_dir / 'reeval.json', summary)
+    if grid:
+        plots.eval_grid(res, out_dir / 'reeval_grid.png', title=f'{cfg.task} {cfg.mode}: goal / recon / reached')
+    return summary

@@ -1,0 +1,164 @@
+"""Encoder node: camera frames and goal images -> VAE posteriors (DESIGN.md: rig/latent, rig/goal_latent).
+
+`camera/image_raw` (rgb8, bgr8 or mono8, any size) is cropped and resized by the shared preprocessing
+to the checkpoint's image size, encoded, and published on `rig/latent` with the source frame's header
+(so latency and alignment are measurable downstream). `rig/goal_image` is encoded the same way and
+published latched on `rig/goal_latent`; it is re-encoded whenever a new checkpoint changes the latent
+space. A throttled `rig/reconstruction` shows what the VAE makes of the current frame.
+
+Checkpoints are hot-reloaded from `rig/checkpoint`; one that does not fit (image size, task) is refused
+with a clear log and the old one keeps running. Bad frames are logged (throttled) and dropped.
+"""
+from __future__ import annotations
+
+import sys
+import dataclasses
+import time
+
+import numpy as np
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+
+from rig import qos
+from rig.node_main import run_node
+from rig.ros_params import declare_dataclass_parameters
+from rig_perception.image_msgs import UnsupportedImage, image_to_numpy, latent_to_msg, numpy_to_image
+from rig_perception.preprocess import PreprocessConfig, preprocess
+
+
+@dataclasses.dataclass
+class EncoderConfig:
+    checkpoint: str = ''
+    task: str = ''
+    crop_x: int = 0
+    crop_y: int = 0
+    crop_width: int = 0
+    crop_height: int = 0
+    reconstruction_period_s: float = 0.5
+    device: str = 'cpu'
+
+
+DESCRIPTIONS = {
+    'checkpoint': "checkpoint directory to start with; '' waits for one on rig/checkpoint",
+    'task': "refuse checkpoints trained for another task; '' accepts any",
+    'crop_x': 'left edge of the crop in camera pixels (shared with the camera node)',
+    'crop_y': 'top edge of the crop in camera pixels',
+    'crop_width': 'crop width in pixels; 0 = the full frame',
+    'crop_height': 'crop height in pixels; 0 = the full frame',
+    'reconstruction_period_s': 'minimum time between rig/reconstruction images; 0 disables them',
+    'device': 'torch device for the VAE: cpu or cuda',
+}
+
+
+class Encoder(Node):
+    def __init__(self, cfg: EncoderConfig | None = None, **node_kwargs):
+        super().__init__('encoder', **node_kwargs)
+        self.cfg: EncoderConfig = declare_dataclass_parameters(self, cfg or EncoderConfig(), DESCRIPTIONS)
+        self.agent = None
+        self.checkpoint_path = ''
+        self.goal_rgb: np.ndarray | None = None
+        self.goal_header = None
+        self._last_recon = 0.0
+        self.frames_encoded = 0
+        self.frames_dropped = 0
+
+        self.latent_pub = self.create_publisher(Image, 'rig/latent', qos.LATENT_QOS)
+        self.goal_latent_pub = self.create_publisher(Image, 'rig/goal_latent', qos.GOAL_LATENT_QOS)
+        self.recon_pub = self.create_publisher(Image, 'rig/reconstruction', qos.RECONSTRUCTION_QOS)
+        self.create_subscription(Image, 'camera/image_raw', self._on_frame, qos.CAMERA_SUBSCRIBER_QOS)
+        self.create_subscription(Image, 'rig/goal_image', self._on_goal_image, qos.GOAL_IMAGE_QOS)
+        self.create_subscription(String, 'rig/checkpoint', self._on_checkpoint, qos.CHECKPOINT_QOS)
+        if self.cfg.checkpoint:
+            self.load(self.cfg.checkpoint)
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def load(self, path: str) -> bool:
+        """Load a checkpoint; on any problem keep the current one and say why."""
+        from rig_learn.agent import RIGAgent
+        from rig_learn.checkpoint import CheckpointError
+        expected = {'task': self.cfg.task} if self.cfg.task else {}
+        if self.agent is not None:
+            # The latent space may change, the picture size may not: the camera crop was set up for it.
+            expected['image_size'] = self.agent.spec['image_size']
+        try:
+            agent = RIGAgent.load(path, expected=expected, device=self.cfg.device)
+        except (CheckpointError, OSError, ValueError) as exc:
+            self.get_logger().error(f'refusing checkpoint {path}: {exc}; keeping '
+                                    f'{self.checkpoint_path or "none"}')
+            return False
+        if agent.vae is None:
+            self.get_logger().error(f'refusing checkpoint {path}: mode {agent.cfg.mode!r} has no VAE')
+            return False
+        self.agent, self.checkpoint_path = agent, str(path)
+        self.get_logger().info(f'encoder using {path} (latent {agent.spec["latent_dim"]}, '
+                               f'{agent.spec["image_size"]}px)')
+        if self.goal_rgb is not None:
+            self._publish_goal()
+        return True
+
+    def _on_checkpoint(self, msg: String) -> None:
+        if msg.data and msg.data != self.checkpoint_path:
+            self.load(msg.data)
+
+    # -- frames -------------------------------------------------------------------------------------
+    def _prepare(self, msg: Image, what: str) -> np.ndarray | None:
+        try:
+            rgb = image_to_numpy(msg)
+            size = self.agent.spec['image_size']
+            crop = PreprocessConfig(self.cfg.crop_x, self.cfg.crop_y, self.cfg.crop_width,
+                                    self.cfg.crop_height, size=size)
+            return preprocess(rgb, crop)
+        except (UnsupportedImage, ValueError) as exc:
+            self.frames_dropped += 1
+            self.get_logger().error(f'dropping {what}: {exc}', throttle_duration_sec=2.0)
+            return None
+
+    def _on_frame(self, msg: Image) -> None:
+        if self.agent is None:
+            self.get_logger().info('no checkpoint yet: waiting for rig/checkpoint', throttle_duration_sec=5.0)
+            return
+        image = self._prepare(msg, 'camera frame')
+        if image is None:
+            return
+        mean, logvar = self.agent.encode(image)  # one image in: (latent_dim,) out
+        self.latent_pub.publish(latent_to_msg(mean, logvar, msg.header))
+        self.frames_encoded += 1
+        now = time.monotonic()
+        if self.cfg.reconstruction_period_s > 0 and now - self._last_recon >= self.cfg.reconstruction_period_s:
+            self._last_recon = now
+            recon = self.agent.decode(mean)
+            self.recon_pub.publish(numpy_to_image(recon, 'rgb8', stamp=msg.header.stamp,
+                                                  frame_id=msg.header.frame_id))
+
+    def _on_goal_image(self, msg: Image) -> None:
+        try:
+            self.goal_rgb = image_to_numpy(msg)
+        except UnsupportedImage as exc:
+            self.get_logger().error(f'ignoring goal image: {exc}')
+            return
+        self.goal_header = msg.header
+        self.get_logger().info(f'new goal image {msg.width}x{msg.height} ({msg.encoding})')
+        if self.agent is not None:
+            self._publish_goal()
+
+    def _publish_goal(self) -> None:
+        size = self.agent.spec['image_size']
+        try:
+            crop = PreprocessConfig(self.cfg.crop_x, self.cfg.crop_y, self.cfg.crop_width,
+                                    self.cfg.crop_height, size=size)
+            # A goal image already at the learner's size (e.g. from the sim) is used as it is.
+            image = self.goal_rgb if self.goal_rgb.shape[:2] == (size, size) else preprocess(self.goal_rgb, crop)
+        except ValueError as exc:
+            self.get_logger().error(f'ignoring goal image: {exc}')
+            return
+        mean, logvar = self.agent.encode(image)
+        self.goal_latent_pub.publish(latent_to_msg(mean, logvar, self.goal_header))
+
+
+def main(args=None) -> int:
+    return run_node(Encoder, 'encoder', args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,296 @@
+"""Reset a real arm to its home joint configuration, slowly.
+
+Episodes on a real arm start from a known pose, reached without the policy: a smooth joint-space move
+(cosine velocity profile: zero velocity at both ends, peak velocity and acceleration capped) from
+wherever the arm is to `home`. The plan is plain functions (`plan_home`, `HomePlan.at`), executed in
+one of two ways:
+
+  - `mode: trajectory` (UR): the whole plan as one trajectory_msgs/JointTrajectory on
+    `/scaled_joint_trajectory_controller/joint_trajectory`; that controller respects the pendant's
+    speed slider and is the UR driver's default. Needs the trajectory_msgs Python package
+    (`ros-jazzy-trajectory-msgs` on PyPI, or a sourced ROS install).
+  - `mode: velocity` (Sawyer through the intera relay, or UR's forward_velocity_controller): the plan
+    is tracked in closed loop on `joint_states` with the arm adapter's velocity messages,
+    qdot = qdot_plan(t) + gain * (q_plan(t) - q), capped.
+
+Stops (zero velocity) and exits non-zero if joint states go stale or home is not reached in time.
+Run: `python -m rig_policy.home_pose --ros-args --params-file config/arm_ur5e.yaml`
+(the `home_pose` section), or `ros2 run rig home --ros-args ...`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import sys
+import time
+
+import numpy as np
+
+from rig.config import ConfigError
+
+MODES = ('trajectory', 'velocity')
+
+
+# -- planning (no ROS) --------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class HomePlan:
+    """Synchronised joint move q(t) = start + (home - start) * (1 - cos(pi t / T)) / 2, 0 <= t <= T."""
+    start: np.ndarray
+    home: np.ndarray
+    duration: float
+
+    def at(self, t: float) -> tuple[np.ndarray, np.ndarray]:
+        """(position, velocity) at time t (clamped to the plan: before 0 at start, after T at home)."""
+        tau = min(max(t / self.duration, 0.0), 1.0)
+        delta = self.home - self.start
+        q = self.start + delta * (1.0 - math.cos(math.pi * tau)) / 2.0
+        qdot = delta * (math.pi / (2.0 * self.duration)) * math.sin(math.pi * tau)
+        return q, qdot
+
+    def samples(self, dt: float) -> list[tuple[float, np.ndarray, np.ndarray]]:
+        """(t, q, qdot) every dt seconds, ending exactly at the home pose at t = T."""
+        n = max(1, int(math.ceil(self.duration / dt)))
+        return [(t, *self.at(t)) for t in np.linspace(self.duration / n, self.duration, n)]
+
+
+def plan_home(start, home, max_velocity: float = 0.2, max_acceleration: float = 0.5,
+              min_duration: float = 1.0, lower=None, upper=None) -> HomePlan:
+    """Slowest-joint-limited plan from `start` to `home`: peak |qdot| <= max_velocity, |qddot| <= max_acceleration.
+
+    For the cosine profile the peak velocity is (pi/2) |d| / T and the peak acceleration
+    (pi^2/2) |d| / T^2, so T is the larger of the two bounds (and at least `min_duration`).
+    """
+    start = np.asarray(start, dtype=float)
+    home = np.asarray(home, dtype=float)
+    if start.shape != home.shape:
+        raise ValueError(f'start has {start.size} joints, home {home.size}')
+    if not (np.all(np.isfinite(start)) and np.all(np.isfinite(home))):
+        raise ValueError('start/home hold NaN or inf')
+    if max_velocity <= 0 or max_acceleration <= 0:
+        raise ValueError('max_velocity and max_acceleration must be > 0')
+    if lower is not None and upper is not None:
+        outside = np.nonzero((home < np.asarray(lower)) | (home > np.asarray(upper)))[0]
+        if outside.size:
+            raise ValueError(f'home outside the joint limits at joint index(es) {outside.tolist()}')
+    span = float(np.max(np.abs(home - start))) if start.size else 0.0
+    duration = max(min_duration, math.pi * span / (2.0 * max_velocity),
+                   math.pi * math.sqrt(span / (2.0 * max_acceleration)))
+    return HomePlan(start, home, duration)
+
+
+def tracking_velocity(plan: HomePlan, t: float, q: np.ndarray, gain: float, max_velocity: float) -> np.ndarray:
+    """Closed-loop velocity along the plan: feed-forward plus position correction, capped per joint."""
+    q_ref, qdot_ref = plan.at(t)
+    qdot = qdot_ref + gain * (q_ref - np.asarray(q, dtype=float))
+    return np.clip(qdot, -max_velocity, max_velocity)
+
+
+def trajectory_message(plan: HomePlan, joint_names, dt: float = 0.1):
+    """trajectory_msgs/JointTrajectory of the plan (positions + velocities), to be executed from now."""
+    try:
+        from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
+    except ImportError as e:
+        raise RuntimeError('mode trajectory needs trajectory_msgs: pip install ros-jazzy-trajectory-msgs '
+                           '(or source a ROS 2 install), or use mode velocity') from e
+    from builtin_interfaces.msg import Duration as DurationMsg
+    msg = JointTrajectory(joint_names=list(joint_names))
+    for t, q, qdot in plan.samples(dt):
+        sec = int(t)
+        msg.points.append(JointTrajectoryPoint(
+            positions=[float(x) for x in q], velocities=[float(x) for x in qdot],
+            time_from_start=DurationMsg(sec=sec, nanosec=int(round((t - sec) * 1e9)))))
+    return msg
+
+
+# -- node ---------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class HomeConfig:
+    """Parameters of the home_pose node."""
+    arm: str = 'ur5e'
+    mode: str = 'trajectory'
+    home: tuple[float, ...] = (-0.470, -1.735, 2.480, -2.275, -1.590, -1.991)
+    joint_prefix: str = ''
+    controller_joints: tuple[str, ...] = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint',
+                                          'wrist_1_joint', 'wrist_2_joint', 'wrist_3_joint')
+    trajectory_topic: str = '/scaled_joint_trajectory_controller/joint_trajectory'
+    output: str = 'ur'
+    output_topic: str = '/forward_velocity_controller/commands'
+    max_joint_velocity: float = 0.2
+    max_joint_acceleration: float = 0.5
+    gain: float = 2.0
+    rate_hz: float = 100.0
+    tolerance: float = 0.01
+    settle_timeout_s: float = 5.0
+    joint_state_timeout_s: float = 0.2
+    max_start_distance: float = 3.2
+
+    def __post_init__(self):
+        if self.mode not in MODES:
+            raise ConfigError(f'mode must be one of {MODES}, got {self.mode!r}')
+        if min(self.max_joint_velocity, self.max_joint_acceleration, self.rate_hz, self.tolerance,
+               self.settle_timeout_s, self.joint_state_timeout_s, self.max_start_distance) <= 0 or self.gain < 0:
+            raise ConfigError('speeds, rate, tolerance, timeouts and max_start_distance must be > 0, gain >= 0')
+
+
+DESCRIPTIONS = {
+    'arm': 'arm model (joint names and limits): ur5e or sawyer',
+    'mode': 'trajectory: one JointTrajectory to a trajectory controller (UR); '
+            'velocity: closed-loop joint velocities like the arm adapter '
+            '(Sawyer relay, UR forward_velocity_controller)',
+    'home': 'home joint positions [rad] in the model joint order (ur5e: shoulder_pan..wrist_3; sawyer: right_j0..j6)',
+    'joint_prefix': 'prefix of joint names in joint_states and commands (UR tf_prefix)',
+    'controller_joints': 'joint order of velocity commands (velocity mode), as the controller expects',
+    'trajectory_topic': 'trajectory mode: the controller\'s joint_trajectory topic',
+    'output': 'velocity mode: ur (Float64MultiArray) or sawyer (JointState velocities)',
+    'output_topic': 'velocity mode: topic of the velocity commands',
+    'max_joint_velocity': 'peak joint speed of the move [rad/s]',
+    'max_joint_acceleration': 'peak joint acceleration of the move [rad/s^2]',
+    'gain': 'velocity mode: position correction gain [1/s]',
+    'rate_hz': 'velocity mode: command rate',
+    'tolerance': 'done when every joint is within this of home [rad]',
+    'settle_timeout_s': 'give up (zero, exit 1) this long after the planned duration',
+    'joint_state_timeout_s': 'stale joint_states abort the move (zero, exit 1)',
+    'max_start_distance': 'refuse to move when a joint is further than this from home [rad] (wrapped UR joints)',
+}
+
+
+def _node_class():
+    """The node class, defined lazily so the planning functions import without rclpy."""
+    import rclpy
+    from rclpy.duration import Duration
+    from rclpy.node import Node
+    from sensor_msgs.msg import JointState
+
+    from rig.qos import COMMAND_QOS, STATE_SUBSCRIBER_QOS
+    from rig.ros_params import declare_dataclass_parameters
+    from rig_policy.arm_adapter_node import VELOCITY_TYPES, velocity_message
+    from rig_policy.kinematics import ArmKinematics
+
+    class HomePose(Node):
+        """Moves to home once, then reports `result` (0 done, 1 failed) and is finished."""
+
+        def __init__(self, **overrides):
+            super().__init__('home_pose')
+            self.cfg: HomeConfig = declare_dataclass_parameters(self, HomeConfig(**overrides), DESCRIPTIONS,
+                                                                read_only=True)
+            self.kin = ArmKinematics(self.cfg.arm, joint_prefix=self.cfg.joint_prefix)
+            if len(self.cfg.home) != self.kin.n:
+                raise ConfigError(f'home needs {self.kin.n} values for {self.cfg.arm}, got {len(self.cfg.home)}')
+            self.home = np.array(self.cfg.home, dtype=float)
+            self.q = None
+            self.q_time = -math.inf
+            self.plan: HomePlan | None = None
+            self.t0 = 0.0
+            self.result: int | None = None
+            self.sent_any = False
+            self.create_subscription(JointState, 'joint_states', self._on_joint_states, STATE_SUBSCRIBER_QOS)
+            if self.cfg.mode == 'velocity':
+                self.kin.reorder(self.home, self.cfg.controller_joints)   # names checked before moving
+                self.pub = self.create_publisher(VELOCITY_TYPES[self.cfg.output], self.cfg.output_topic,
+                                                 COMMAND_QOS)
+            else:
+                try:
+                    from trajectory_msgs.msg import JointTrajectory
+                except ImportError as e:
+                    raise ConfigError('mode trajectory needs trajectory_msgs: pip install ros-jazzy-trajectory-msgs '
+                                      '(or source a ROS 2 install), or use mode velocity') from e
+                self.pub = self.create_publisher(JointTrajectory, self.cfg.trajectory_topic, COMMAND_QOS)
+            self.create_timer(1.0 / self.cfg.rate_hz, self._on_tick)
+
+        def _on_joint_states(self, msg) -> None:
+            try:
+                self.q = self.kin.order(list(msg.name), list(msg.position))
+                self.q_time = time.monotonic()
+            except (KeyError, ValueError):
+                pass
+
+        def _finish(self, code: int, why: str) -> None:
+            if self.cfg.mode == 'velocity':
+                self.send_zero()
+            (self.get_logger().info if code == 0 else self.get_logger().error)(why)
+            self.result = code
+
+        def send_zero(self) -> None:
+            """Zero velocity, acknowledged before returning (the process may exit right after)."""
+            if self.cfg.mode == 'velocity' and self.sent_any:
+                self.pub.publish(velocity_message(self.cfg.output, self.cfg.controller_joints,
+                                                  np.zeros(self.kin.n), self.get_clock().now().to_msg()))
+                self.pub.wait_for_all_acked(Duration(seconds=1.0))
+
+        def _start(self) -> None:
+            distance = np.abs(self.home - self.q)
+            if np.max(distance) > self.cfg.max_start_distance:
+                self._finish(1, f'refusing: joint(s) {np.nonzero(distance > self.cfg.max_start_distance)[0].tolist()} '
+                                f'are more than {self.cfg.max_start_distance} rad from home; move closer by hand')
+                return
+            self.plan = plan_home(self.q, self.home, self.cfg.max_joint_velocity, self.cfg.max_joint_acceleration,
+                                  lower=self.kin.lower, upper=self.kin.upper)
+            self.t0 = time.monotonic()
+            self.get_logger().info(f'moving home over {self.plan.duration:.1f} s '
+                                   f'(largest joint move {np.max(distance):.2f} rad)')
+            if self.cfg.mode == 'trajectory':
+                if self.pub.get_subscription_count() == 0:
+                    self._finish(1, f'no controller listens on {self.cfg.trajectory_topic}: is '
+                                    'scaled_joint_trajectory_controller active?')
+                    return
+                self.pub.publish(trajectory_message(self.plan, self.kin.joint_names))
+
+        def _on_tick(self) -> None:
+            if self.result is not None or self.q is None:
+                return
+            now = time.monotonic()
+            if self.plan is None:
+                self._start()
+                return
+            t = now - self.t0
+            if now - self.q_time > self.cfg.joint_state_timeout_s:
+                self._finish(1, 'joint_states stale: stopped')
+                return
+            if t >= self.plan.duration and np.max(np.abs(self.q - self.home)) <= self.cfg.tolerance:
+                self._finish(0, 'home reached')
+                return
+            if t > self.plan.duration + self.cfg.settle_timeout_s:
+                self._finish(1, f'home not reached within {self.plan.duration + self.cfg.settle_timeout_s:.1f} s '
+                                f'(error {np.max(np.abs(self.q - self.home)):.3f} rad)')
+                return
+            if self.cfg.mode == 'velocity':
+                qdot = tracking_velocity(self.plan, t, self.q, self.cfg.gain, self.cfg.max_joint_velocity)
+                values = self.kin.reorder(qdot, self.cfg.controller_joints)
+                self.pub.publish(velocity_message(self.cfg.output, self.cfg.controller_joints, values,
+                                                  self.get_clock().now().to_msg()))
+                self.sent_any = True
+
+    return HomePose, rclpy
+
+
+def main(args=None) -> int:
+    from rclpy.signals import SignalHandlerOptions
+    HomePose, rclpy = _node_class()
+    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
+    stopped = []
+    signal.signal(signal.SIGINT, lambda *_: stopped.append(1))
+    signal.signal(signal.SIGTERM, lambda *_: stopped.append(1))
+    node = None
+    try:
+        node = HomePose()
+        while not stopped and node.result is None and rclpy.ok():
+            rclpy.spin_once(node, timeout_sec=0.1)
+        if node.result is None:
+            node.send_zero()
+            node.get_logger().warning('interrupted: stopped')
+            return 1
+        return node.result
+    except (ConfigError, ImportError, RuntimeError, ValueError, KeyError) as e:
+        print(f'home_pose: {e}', file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

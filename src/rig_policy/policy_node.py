@@ -1,0 +1,276 @@
+"""Policy node: current latent + goal latent -> `rig/cmd_raw` (end-effector velocity, base_link).
+
+Operator mode (default): the goal is the operator's (`rig/goal_image` -> encoder -> `rig/goal_latent`);
+the policy acts without noise for `operator_steps` steps per goal, then holds still.
+Practice mode (`rig/practice` SetBool): the robot practises on its own. Each episode samples an
+*imagined* goal from the VAE prior N(0, I), acts with exploration noise for `episode_length` steps,
+announces start/end on `rig/episode` (with the goal latent, so the trainer can relabel with it), and
+resets: `sim/reset` in simulation, or a home-pose command on a robot (`reset_service` empty).
+
+Every command answers one latent and carries that frame's stamp, so the safety filter can refuse
+commands that come too late. Checkpoints are hot-reloaded from `rig/checkpoint`; one that does not
+fit is refused and the old one keeps driving. Before any checkpoint has trained (no gradient step
+yet), practice uses uniform random actions: that is the random-action data the VAE is pretrained on.
+"""
+from __future__ import annotations
+
+import sys
+import dataclasses
+import json
+
+import numpy as np
+from geometry_msgs.msg import TwistStamped
+from rclpy.node import Node
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
+
+from rig import qos
+from rig.node_main import run_node
+from rig.ros_params import declare_dataclass_parameters
+from rig_perception.image_msgs import UnsupportedImage, msg_to_latent
+
+
+@dataclasses.dataclass
+class PolicyConfig:
+    checkpoint: str = ''
+    task: str = ''
+    practice_on_start: bool = False
+    episode_length: int = 50
+    operator_steps: int = 50
+    action_scale: float = 0.02
+    control_rate_hz: float = 20.0
+    exploration_noise: float = -1.0
+    max_latency_s: float = 0.15
+    reset_service: str = 'sim/reset'
+    seed: int = 0
+    frame_id: str = 'base_link'
+    device: str = 'cpu'
+
+
+DESCRIPTIONS = {
+    'checkpoint': "checkpoint directory to start with; '' waits for one on rig/checkpoint",
+    'task': "refuse checkpoints trained for another task; '' accepts any",
+    'practice_on_start': 'start in practice mode (imagined goals) instead of operator mode',
+    'episode_length': 'practice: steps per episode before a reset',
+    'operator_steps': 'operator mode: steps spent reaching each goal before holding still',
+    'action_scale': 'metres per step at action 1.0; velocity = action * action_scale * control_rate_hz',
+    'control_rate_hz': 'control rate of the graph (frames per second in real time)',
+    'exploration_noise': 'practice: Gaussian action noise; negative = the checkpoint config value',
+    'max_latency_s': 'latents older than this (by source stamp) are not acted on',
+    'reset_service': "Trigger service that resets the scene between practice episodes; '' = none",
+    'seed': 'seed of imagined goals and exploration noise',
+    'frame_id': 'frame of rig/cmd_raw',
+    'device': 'torch device for the policy: cpu or cuda',
+}
+
+
+class Policy(Node):
+    def __init__(self, cfg: PolicyConfig | None = None, **node_kwargs):
+        super().__init__('policy', **node_kwargs)
+        self.cfg: PolicyConfig = declare_dataclass_parameters(self, cfg or PolicyConfig(), DESCRIPTIONS)
+        self.rng = np.random.default_rng(self.cfg.seed)
+        self.agent = None
+        self.checkpoint_path = ''
+        self.practice = self.cfg.practice_on_start
+        self.goal_latent: np.ndarray | None = None
+        self.goal_source = 'operator'
+        self.episode = 0
+        self.step_in_episode = 0
+        self.episode_open = False
+        self.resetting = False
+        self._reset_requested_ns = 0
+        self._pending_latent: Image | None = None
+        self.operator_done = False
+        self.practice_goal: np.ndarray | None = None
+        self.commands_sent = 0
+
+        self.cmd_pub = self.create_publisher(TwistStamped, 'rig/cmd_raw', qos.COMMAND_QOS)
+        self.episode_pub = self.create_publisher(String, 'rig/episode', qos.EPISODE_QOS)
+        self.create_subscription(Image, 'rig/latent', self._on_latent, qos.LATENT_QOS)
+        self.create_subscription(Image, 'rig/goal_latent', self._on_goal_latent, qos.GOAL_LATENT_QOS)
+        self.create_subscription(String, 'rig/checkpoint', self._on_checkpoint, qos.CHECKPOINT_QOS)
+        self.create_service(SetBool, 'rig/practice', self._on_practice)
+        self.reset_client = (self.create_client(Trigger, self.cfg.reset_service)
+                             if self.cfg.reset_service else None)
+        if self.cfg.checkpoint:
+            self.load(self.cfg.checkpoint)
+        self.get_logger().info(f'policy up in {"practice" if self.practice else "operator"} mode')
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def load(self, path: str) -> bool:
+        from rig_learn.agent import RIGAgent
+        from rig_learn.checkpoint import CheckpointError
+        expected = {'task': self.cfg.task} if self.cfg.task else {}
+        if self.agent is not None:
+            expected['action_dim'] = self.agent.spec['action_dim']
+        try:
+            agent = RIGAgent.load(path, expected=expected, device=self.cfg.device)
+        except (CheckpointError, OSError, ValueError) as exc:
+            self.get_logger().error(f'refusing checkpoint {path}: {exc}; keeping {self.checkpoint_path or "none"}')
+            return False
+        if agent.vae is None:
+            self.get_logger().error(f'refusing checkpoint {path}: mode {agent.cfg.mode!r} has no latent goals')
+            return False
+        if self.agent is not None and agent.spec['latent_dim'] != self.agent.spec['latent_dim']:
+            self.goal_latent = None  # an operator goal from the old latent space means nothing now
+        self.agent, self.checkpoint_path = agent, str(path)
+        self.get_logger().info(f'policy using {path} ({agent.counters.get("grad_steps", 0)} gradient steps)')
+        return True
+
+    def _on_checkpoint(self, msg: String) -> None:
+        if msg.data and msg.data != self.checkpoint_path:
+            self.load(msg.data)
+
+    # -- modes --------------------------------------------------------------------------------------
+    def _on_practice(self, request, response):
+        if request.data != self.practice:
+            self._end_episode()
+            self.practice = bool(request.data)
+            self.get_logger().info('practice started' if self.practice else 'practice stopped: operator mode')
+        response.success = True
+        response.message = 'practice' if self.practice else 'operator'
+        return response
+
+    def _on_goal_latent(self, msg: Image) -> None:
+        try:
+            mean, _ = msg_to_latent(msg)
+        except UnsupportedImage as exc:
+            self.get_logger().error(f'ignoring goal latent: {exc}')
+            return
+        if self.agent is not None and mean.shape[0] != self.agent.spec['latent_dim']:
+            self.get_logger().error(f'ignoring goal latent of size {mean.shape[0]}, policy expects '
+                                    f'{self.agent.spec["latent_dim"]}')
+            return
+        self.goal_latent = mean
+        if not self.practice:
+            self._end_episode()
+            self.operator_done = False
+            self.get_logger().info('new operator goal')
+
+    # -- episodes -----------------------------------------------------------------------------------
+    def _publish_event(self, kind: str, **extra) -> None:
+        event = {'event': kind, 'episode': self.episode, **extra}
+        self.episode_pub.publish(String(data=json.dumps(event)))
+
+    def _start_episode(self) -> None:
+        self.episode += 1
+        self.step_in_episode = 0
+        self.episode_open = True
+        if self.practice:
+            self.goal_source = 'imagined'
+            self.practice_goal = self.rng.standard_normal(self.agent.spec['latent_dim']).astype(np.float32)
+            goal = self.practice_goal
+        else:
+            self.goal_source = 'operator'
+            goal = self.goal_latent
+        self._publish_event('start', goal_source=self.goal_source, goal_latent=[float(x) for x in goal],
+                            checkpoint=self.checkpoint_path)
+
+    def _end_episode(self) -> None:
+        if not self.episode_open:
+            return
+        self.episode_open = False
+        self._publish_event('end', steps=self.step_in_episode)
+        if self.practice and self.reset_client is not None:
+            self.resetting = True
+            self._pending_latent = None
+            self._reset_requested_ns = self.get_clock().now().nanoseconds
+            if not self.reset_client.service_is_ready():
+                self.get_logger().warning(f'{self.cfg.reset_service} not available: continuing without reset',
+                                          throttle_duration_sec=10.0)
+                self.resetting = False
+                return
+            self.reset_client.call_async(Trigger.Request()).add_done_callback(self._on_reset_done)
+
+    def _on_reset_done(self, future) -> None:
+        self.resetting = False
+        result = future.result()
+        if result is None or not result.success:
+            self.get_logger().error('reset failed; the next episode starts where this one ended')
+        pending, self._pending_latent = self._pending_latent, None
+        if pending is not None and (pending.header.stamp.sec * 10**9 + pending.header.stamp.nanosec
+                                    >= self._reset_requested_ns):
+            self._on_latent(pending)  # the frame after the reset came first: act on it now
+
+    # -- acting -------------------------------------------------------------------------------------
+    def _on_latent(self, msg: Image) -> None:
+        if self.agent is None:
+            return
+        if self.resetting:
+            self._pending_latent = msg  # the reset's first frame may arrive before the service reply
+            return
+        try:
+            mean, _ = msg_to_latent(msg)
+        except UnsupportedImage as exc:
+            self.get_logger().error(f'dropping latent: {exc}', throttle_duration_sec=2.0)
+            return
+        if mean.shape[0] != self.agent.spec['latent_dim']:
+            self.get_logger().warning('latent from another checkpoint (encoder reloading?): skipped',
+                                      throttle_duration_sec=2.0)
+            return
+        stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+        age = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
+        if stamp_ns and age > self.cfg.max_latency_s:
+            self.get_logger().warning(f'latent {age * 1e3:.0f} ms old: not acting on it', throttle_duration_sec=2.0)
+            return
+        if self.practice:
+            if self.episode_open and self.step_in_episode >= self.cfg.episode_length:
+                self._end_episode()
+                if self.resetting:
+                    return  # act on the first frame after the reset
+            if not self.episode_open:
+                self._start_episode()
+        else:
+            if self.goal_latent is None:
+                return
+            if self.operator_done:
+                self._send(np.zeros(self.agent.spec['action_dim']), msg.header.stamp)
+                return
+            if not self.episode_open:
+                self._start_episode()
+            if self.step_in_episode >= self.cfg.operator_steps:
+                self._end_episode()
+                self.operator_done = True  # hold still until the next goal
+                self._send(np.zeros(self.agent.spec['action_dim']), msg.header.stamp)
+                return
+        self._send(self.compute_action(mean), msg.header.stamp)
+        self.step_in_episode += 1
+
+    def compute_action(self, latent_mean: np.ndarray) -> np.ndarray:
+        """Action in [-1, 1]: the actor's, plus exploration noise in practice (random before training)."""
+        dim = self.agent.spec['action_dim']
+        if self.practice and self.agent.counters.get('grad_steps', 0) == 0:
+            return self.rng.uniform(-1.0, 1.0, dim).astype(np.float32)
+        goal = self.practice_goal if self.practice else self.goal_latent
+        action = self.agent.act_features(latent_mean, goal, noise=False)
+        if self.practice:
+            sigma = self.cfg.exploration_noise if self.cfg.exploration_noise >= 0 else self.agent.cfg.rl.exploration_noise
+            action = np.clip(action + sigma * self.rng.standard_normal(dim), -1.0, 1.0)
+        return action.astype(np.float32)
+
+    def _send(self, action: np.ndarray, stamp) -> None:
+        velocity = np.zeros(3)
+        velocity[:len(action)] = np.asarray(action, float) * self.cfg.action_scale * self.cfg.control_rate_hz
+        msg = TwistStamped()
+        msg.header.stamp = stamp  # the frame this command answers (DESIGN.md)
+        msg.header.frame_id = self.cfg.frame_id
+        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in velocity)
+        self.cmd_pub.publish(msg)
+        self.commands_sent += 1
+
+    def stop(self) -> None:
+        """On the way out: end the episode (so its bag closes) and send a zero command."""
+        self._end_episode()
+        msg = TwistStamped()
+        msg.header.stamp = self.get_clock().now().to_msg()
+        msg.header.frame_id = self.cfg.frame_id
+        self.cmd_pub.publish(msg)
+
+
+def main(args=None) -> int:
+    return run_node(Policy, 'policy', args)
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""Replay buffer: relabelling fractions, recomputed rewards, ring wrap-around, re-encoding after refit."""
+import numpy as np
+import pytest
+import torch
+
+from rig_learn import RIGAgent, make_task_env
+from rig_learn.config import LearnConfig, RelabelConfig
+from rig_learn.features import Featurizer, reward_fn
+from rig_learn.replay import FUTURE, OWN, PRIOR, ReplayBuffer
+
+
+@pytest.fixture
+def tiny_toy_agent():
+    from rig_learn.testing import tiny_config
+    cfg = tiny_config()
+    return RIGAgent.from_config(cfg, make_task_env('toy_reach', seed=0))
+
+
+class VecFeaturizer(Featurizer):
+    """Features = the stored 'achieved' vector; a prior to sample from."""
+    needs_images = False
+    has_prior = True
+
+    def __init__(self, d):
+        self.obs_dim = self.goal_dim = d
+
+    def obs(self, images, states):
+        return np.asarray(states, np.float32)
+
+    def achieved(self, images, ach):
+        return np.asarray(ach, np.float32), None
+
+    def goal(self, images, states):
+        return np.asarray(states, np.float32)
+
+    def sample_prior(self, rng, n):
+        return (100.0 + rng.standard_normal((n, self.goal_dim))).astype(np.float32)  # far from data: identifiable
+
+
+def fill(buf, n_eps, T, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    for e in range(n_eps):
+        goal = np.full(d, -50.0 - e, np.float32)              # identifiable own goals
+        def frame(t):
+            v = np.array([e, t] + [0.0] * (d - 2), np.float32) + 0.01 * rng.standard_normal(d).astype(np.float32)
+            return {'image': None, 'state': v, 'achieved': v, 'feat': v, 'logvar': None}
+        buf.start_episode(None, goal, goal, frame(0))
+        for t in range(1, T + 1):
+            buf.add_step(rng.uniform(-1, 1, 2), False, frame(t))
+
+
+def make_buf(capacity=10_000, fr=RelabelConfig(), d=3):
+    f = VecFeaturizer(d)
+    return ReplayBuffer(capacity, f, (4, 4, 3), d, d, 2, np.random.default_rng(1), fr, reward_fn('latent_distance'))
+
+
+def test_relabel_fractions_and_recomputed_rewards():
+    buf = make_buf()
+    fill(buf, n_eps=40, T=20)
+    b = buf.sample(20_000)
+    src = b['goal_source']
+    for code, want in ((OWN, 0.1), (PRIOR, 0.5), (FUTURE, 0.4)):
+        assert abs(np.mean(src == code) - want) < 0.015, (code, np.mean(src == code))
+    idx, goal = b['index'], b['goal']
+    ep = buf.ep_of[idx]
+    # own goals are the episode's goal; prior goals come from the prior; future goals are later frames of the same episode
+    np.testing.assert_allclose(goal[src == OWN], buf.ep_goal_feat[ep[src == OWN]])
+    assert (goal[src == PRIOR] > 90).all()
+    fut = goal[src == FUTURE]
+    assert np.allclose(np.round(fut[:, 0]), ep[src == FUTURE])                 # same episode
+    t_now = buf.achieved[idx[src == FUTURE], 1]
+    assert (fut[:, 1] > t_now + 0.5).all()                                    # strictly later frames
+    # rewards recomputed for the relabelled goal from the next frame's features
+    nxt_feat = buf.achieved[(idx + 1) % buf.capacity]
+    np.testing.assert_allclose(b['reward'], -np.linalg.norm(nxt_feat - goal, axis=1), rtol=1e-5, atol=1e-5)
+    # next_obs is the following frame of the same episode
+    np.testing.assert_allclose(b['next_obs'][:, 1], b['obs'][:, 1] + 1, atol=0.1)
+
+
+def test_relabel_fractions_are_config_not_collector_state():
+    buf = make_buf(fr=RelabelConfig(own=0.2, prior=0.0, future=0.8))
+    fill(buf, 10, 10)
+    src = buf.sample(10_000)['goal_source']
+    assert (src != PRIOR).all() and abs(np.mean(src == FUTURE) - 0.8) < 0.02
+
+
+def test_future_relabelling_survives_ring_wraparound():
+    buf = make_buf(capacity=97)
+    fill(buf, n_eps=23, T=10)          # 253 frames through a 97-slot ring
+    b = buf.sample(5000, fractions=[0, 0, 1])
+    ep = buf.ep_of[b['index']]
+    assert np.allclose(np.round(b['goal'][:, 0]), ep)
+    assert (b['goal'][:, 1] > buf.achieved[b['index'], 1] + 0.5).all()
+    assert np.allclose(b['next_obs'][:, 1], b['obs'][:, 1] + 1, atol=0.1)
+    assert len(buf) <= 97
+
+
+def test_relabel_config_validation():
+    from rig.config import ConfigError
+    with pytest.raises(ConfigError):
+        LearnConfig(relabel=RelabelConfig(own=0.5, prior=0.5, future=0.5))
+    with pytest.raises(ConfigError):
+        LearnConfig(mode='oracle')     # default relabelling samples the VAE prior; oracle has none
+
+
+def test_reencoding_after_vae_refit_changes_cached_latents(tiny_toy_agent):
+    torch.set_num_threads(1)
+    agent = tiny_toy_agent
+    agent.learn(120)
+    buf = agent.buffer
+    slots = np.flatnonzero(buf.written)
+    before = buf.obs_feat[slots].copy()
+    goals_before = buf.ep_goal_feat[:buf.n_episodes].copy()
+    np.testing.assert_allclose(before, agent.encode(buf.images[slots])[0], atol=1e-5)
+    agent.refit_vae(steps=5)
+    after = buf.obs_feat[slots]
+    assert np.abs(after - before).max() > 1e-3
+    np.testing.assert_allclose(after, agent.encode(buf.images[slots])[0], atol=1e-5)   # cache == new encoder
+    assert np.abs(buf.ep_goal_feat[:buf.n_episodes] - goals_before).max() > 1e-3
+    np.testing.assert_allclose(buf.ach_logvar[slots], agent.encode(buf.images[slots])[1], atol=1e-5)

@@ -1,0 +1,143 @@
+"""Learner units: reward sign/scale, VAE learning, TD3/SAC critic regression, devices, configs, protocol."""
+import glob
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from rig.config import ConfigError
+from rig_learn import DeviceUnavailable, ToyReachEnv, check_env, resolve_device
+from rig_learn.config import LearnConfig, RLConfig, refit_due
+from rig_learn.features import reward_fn
+from rig_learn.protocol import ProtocolError
+from rig_learn.rl import SAC, TD3
+from rig_learn.runs import REPO_CONFIG, load_config
+from rig_learn.vae import ConvVAE, VAETrainer, encode_images
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.parametrize('kind', ['latent_distance', 'mahalanobis', 'log_prob'])
+def test_reward_sign_and_scale(kind):
+    r = reward_fn(kind, scale=1.0)
+    g = np.zeros((1, 4), np.float32)
+    lv = np.zeros((1, 4), np.float32)           # unit variance: log_prob's constant term is 0
+    at_goal = r(g.copy(), lv, g)[0]
+    near = r(np.full((1, 4), 0.1, np.float32), lv, g)[0]
+    far = r(np.full((1, 4), 1.0, np.float32), lv, g)[0]
+    assert at_goal == pytest.approx(0.0, abs=1e-6)
+    assert at_goal > near > far
+    if kind == 'latent_distance':
+        assert far == pytest.approx(-2.0)       # -||(1,1,1,1)|| = -2: plain negative Euclidean distance
+        assert reward_fn(kind, scale=3.0)(np.ones((1, 4), np.float32), lv, g)[0] == pytest.approx(-6.0)
+
+
+def test_vae_reconstruction_loss_falls():
+    torch.manual_seed(0)
+    env = ToyReachEnv(seed=0)
+    rng = np.random.default_rng(0)
+    imgs = np.stack([env.sample_goal(rng)['image'] for _ in range(64)])
+    vae = ConvVAE(48, 8, 'conv48', 'gaussian', 0.1)
+    tr = VAETrainer(vae, beta=1.0, lr=1e-3, gen=torch.Generator().manual_seed(0))
+    before = tr.evaluate(imgs)['vae/sse']
+    for i in range(60):
+        tr.train_step(imgs[rng.integers(0, 64, 16)])
+    after = tr.evaluate(imgs)['vae/sse']
+    assert after < 0.5 * before, (before, after)
+
+
+@pytest.mark.parametrize('arch,size,decoder', [('conv48', 48, 'gaussian'), ('conv84', 84, 'bernoulli'), ('conv48', 64, 'bernoulli')])
+def test_vae_shapes(arch, size, decoder):
+    vae = ConvVAE(size, 6, arch, decoder)
+    x = np.zeros((3, size, size, 3), np.uint8)
+    mu, lv = encode_images(vae, x)
+    assert mu.shape == (3, 6) and lv.shape == (3, 6)
+    assert vae.decode_mean(torch.zeros(2, 6)).shape == (2, 3, size, size)
+    recon, kl = vae.loss(torch.rand(2, 3, size, size))
+    assert recon.shape == (2,) and (kl >= 0).all()
+
+
+def _fixed_batch(n=256, inp=6, adim=2, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {'x': torch.randn(n, inp, generator=g), 'x2': torch.randn(n, inp, generator=g),
+            'action': torch.rand(n, adim, generator=g) * 2 - 1, 'reward': -torch.rand(n, generator=g),
+            'done': torch.zeros(n)}
+
+
+@pytest.mark.parametrize('algo', [TD3, SAC])
+def test_update_reduces_critic_loss_on_fixed_batch(algo):
+    torch.manual_seed(0)
+    cfg = RLConfig(hidden=(64, 64), discount=0.5)
+    learner = algo(6, 2, cfg, torch.device('cpu'), torch.Generator().manual_seed(0))
+    b = _fixed_batch()
+    with torch.no_grad():
+        before = float(learner.critic_loss(b))
+    for _ in range(150):
+        learner.update(b)
+    with torch.no_grad():
+        after = float(learner.critic_loss(b))
+    assert after < 0.3 * before, (before, after)
+    assert learner.updates == 150
+
+
+def test_td3_policy_delay_and_target_update():
+    cfg = RLConfig(hidden=(16,), policy_delay=2)
+    learner = TD3(6, 2, cfg, torch.device('cpu'), torch.Generator().manual_seed(0))
+    b = _fixed_batch(32)
+    t0 = [p.clone() for p in learner.actor_target.parameters()]
+    out1 = learner.update(b)
+    assert 'rl/actor_loss' not in out1                      # actor waits for the 2nd critic step
+    assert all(torch.equal(a, b_) for a, b_ in zip(t0, learner.actor_target.parameters()))
+    out2 = learner.update(b)
+    assert 'rl/actor_loss' in out2
+    assert not all(torch.equal(a, b_) for a, b_ in zip(t0, learner.actor_target.parameters()))
+
+
+def test_cuda_device_fails_clearly_without_cuda():
+    assert resolve_device('cpu').type == 'cpu'
+    if torch.cuda.is_available():
+        assert resolve_device('cuda').type == 'cuda'
+    else:
+        with pytest.raises(DeviceUnavailable, match='CUDA is not available'):
+            resolve_device('cuda')
+    with pytest.raises((DeviceUnavailable, RuntimeError)):
+        resolve_device('tpu')
+
+
+def test_learn_configs_load_strictly(tmp_path):
+    files = sorted(glob.glob(str(REPO_CONFIG / 'learn_*.yaml')))
+    assert files, 'config/learn_*.yaml missing'
+    for f in files:
+        cfg = load_config(path=f)
+        assert isinstance(cfg, LearnConfig)
+    bad = tmp_path / 'bad.yaml'
+    bad.write_text('task: reach\nvae:\n  latnt_dim: 4\n')
+    with pytest.raises(ConfigError, match='latnt_dim'):
+        load_config(path=bad)
+    cfg = load_config('reach', **{'vae.beta': 2.5, 'seed': 3})
+    assert cfg.vae.beta == 2.5 and cfg.seed == 3 and cfg.task == 'reach'
+    assert os.path.basename(files[0]).startswith('learn_')
+
+
+def test_refit_schedule_is_denser_early():
+    sched = ((0, 1000), (5000, 2500))
+    due = [s for s in range(1, 15001) if refit_due(sched, s)]
+    assert due == [1000, 2000, 3000, 4000, 5000, 7500, 10000, 12500, 15000]
+
+
+def test_protocol_check():
+    check_env(ToyReachEnv(seed=0), image_size=48)
+    with pytest.raises(ProtocolError, match='px'):
+        check_env(ToyReachEnv(image_size=32, seed=0), image_size=48)
+
+    class NoGoal(ToyReachEnv):
+        sample_goal = None
+    with pytest.raises(ProtocolError, match='sample_goal'):
+        check_env(NoGoal(seed=0))
