@@ -32,7 +32,7 @@ def main(argv=None) -> int:
     p.add_argument('--config', default=None, help='learner YAML (default config/learn_<task>.yaml)')
     p.add_argument('--mode', default=None, choices=['rig', 'oracle', 'her_pixels'])
     p.add_argument('--device', default='cpu')
-    p.add_argument('--threads', type=int, default=2)
+    p.add_argument('--threads', type=int, default=1, help='torch threads (see rig train --help)')
     p.add_argument('--eval-goals', type=int, default=50)
     p.add_argument('--smoke', action='store_true',
                    help='tiny VAE pretraining/refits and few eval goals: checks the pipeline, not the numbers')

@@ -4,7 +4,8 @@
 
 `cmd_topic` remaps the safety filter's `rig/cmd` to the arm's input: MoveIt Servo's
 `/servo_node/delta_twist_cmds` on a UR with MoveIt; leave it empty to drive the arm through the arm
-adapter (UR forward_velocity_controller, or Sawyer via ros1_bridge). See docs/real_robot.md.
+adapter (UR forward_velocity_controller, or Sawyer via ros1_bridge); with Servo the adapter still runs
+(output none) to publish rig/ee_pose from joint_states. See docs/real_robot.md.
 Node list and parameter files come from `rig.graph`, like `rig up robot`.
 """
 from launch import LaunchDescription
@@ -18,15 +19,18 @@ from rig import graph
 def _nodes(context, *args, **kwargs):
     values = {name: LaunchConfiguration(name).perform(context) for name in graph.ARGUMENTS}
     cmd_topic = LaunchConfiguration('cmd_topic').perform(context)
-    files = [str(p) for p in graph.parameter_files('robot', values['arm'])]
+    files = [str(p) for p in graph.parameter_files('robot', values['arm'], values['camera'])]
     nodes = []
     for spec in graph.ROBOT_NODES:
+        params = graph.argument_parameters(spec, values)
         if spec.name == 'arm_adapter' and cmd_topic:
-            continue  # MoveIt Servo takes the twist directly
+            # MoveIt Servo takes the twist; the adapter only turns joint_states into rig/ee_pose,
+            # which the safety filter's workspace box needs.
+            params['output'] = 'none'
         remappings = [('rig/cmd', cmd_topic)] if cmd_topic and spec.name == 'safety_filter' else []
         nodes.append(Node(
             package='rig', executable=spec.executable, name=spec.name, namespace=values['namespace'],
-            parameters=files + [graph.argument_parameters(spec, values)], remappings=remappings,
+            parameters=files + [params], remappings=remappings,
             output='screen', emulate_tty=True,
         ))
     return nodes

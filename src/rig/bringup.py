@@ -56,27 +56,36 @@ def plan(args) -> list[tuple[graph.NodeSpec, str, dict]]:
 
 
 def check(args, nodes) -> list[str]:
-    """Problems with the configuration: parameter files against each node's declared parameters."""
-    from rig.ros_params import dataclass_from_yaml_params, ros_params_section
+    """Problems with the configuration: every section of every parameter file must name a node of
+    the graph and fit that node's declared parameters (names and types)."""
+    import yaml
+
+    from rig.ros_params import dataclass_from_yaml_params
     problems = []
-    files = graph.parameter_files(args.graph, args.arm) + [p for p in args.params_file]
+    files = graph.parameter_files(args.graph, args.arm, args.camera) + [p for p in args.params_file]
+    config_of = {}
     for spec, _, _ in nodes:
         try:
-            cfg_cls = _resolve(spec.factory) and _resolve(spec.config)
+            _resolve(spec.factory)
+            config_of[spec.name] = _resolve(spec.config)
         except Exception as exc:  # noqa: BLE001 - report every broken node, not just the first
             problems.append(f'{spec.name}: cannot load {spec.factory}: {exc}')
+    known = {spec.name for spec in graph.GRAPHS[args.graph]}
+    for f in files:
+        try:
+            sections = yaml.safe_load(open(f)) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            problems.append(f'{f}: {exc}')
             continue
-        for f in files:
-            try:
-                section = ros_params_section(f, spec.name)
-            except FileNotFoundError as exc:
-                problems.append(f'{spec.name}: {exc}')
-                continue
-            if section:
+        for key in sections:
+            name = str(key).split('/')[-1]
+            if name not in known and name not in ('home_pose',):
+                problems.append(f'{f}: section {key!r} names no node of the {args.graph} graph {sorted(known)}')
+            elif name in config_of:
                 try:
-                    dataclass_from_yaml_params(cfg_cls, f, spec.name)
+                    dataclass_from_yaml_params(config_of[name], f, name)
                 except Exception as exc:  # noqa: BLE001
-                    problems.append(f'{spec.name}: {f}: {exc}')
+                    problems.append(f'{f}: {name}: {exc}')
     return problems
 
 
@@ -109,7 +118,7 @@ def run(args) -> int:
     from rclpy.parameter import Parameter
     from rclpy.signals import SignalHandlerOptions
 
-    files = [str(p) for p in graph.parameter_files(args.graph, args.arm)] + list(args.params_file)
+    files = [str(p) for p in graph.parameter_files(args.graph, args.arm, args.camera)] + list(args.params_file)
     ros_args = ['--ros-args'] + [a for f in files for a in ('--params-file', f)]
     # Our own SIGINT handling: the arm must get its zero command before the context goes down.
     rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)

@@ -17,6 +17,7 @@ ARGUMENTS = {
     'data_dir': 'data',
     'checkpoint': '',
     'namespace': '',
+    'camera': 'realsense',
 }
 
 
@@ -69,12 +70,16 @@ def config_dir() -> Path:
         raise FileNotFoundError('cannot find rig config/ (neither source tree nor ROS install)') from exc
 
 
-def parameter_files(graph: str, arm: str = 'sawyer') -> list[Path]:
-    """Parameter files of a graph, in override order (later files win)."""
-    files = [config_dir() / f'{graph}.yaml']
+def parameter_files(graph: str, arm: str = 'sawyer', camera: str = 'realsense') -> list[Path]:
+    """Parameter files of a graph, in override order (later files win).
+
+    robot: safety_filter.yaml (limits for a real arm), robot.yaml (policy timing), arm_<arm>.yaml
+    (adapter, home pose), camera_<camera>.yaml (driver, crop).
+    """
     if graph == 'robot':
-        files.append(config_dir() / f'robot_{arm}.yaml')
-    return files
+        return [config_dir() / name for name in
+                ('safety_filter.yaml', 'robot.yaml', f'arm_{arm}.yaml', f'camera_{camera}.yaml')]
+    return [config_dir() / f'{graph}.yaml']
 
 
 def argument_parameters(spec: NodeSpec, values: dict) -> dict:

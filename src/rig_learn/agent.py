@@ -55,6 +55,9 @@ def env_spec(env, cfg: LearnConfig) -> dict:
             'latent_dim': int(cfg.vae.latent_dim) if cfg.uses_vae else None,
             'action_dim': int(a.shape[0]),
             'action_low': [float(x) for x in a.low], 'action_high': [float(x) for x in a.high],
+            # physical size of an action of 1.0 where the env says (rig_sim: metres per step)
+            'env_action_scale': getattr(getattr(env.unwrapped, 'config', None), 'action_scale',
+                                        getattr(env.unwrapped, 'max_step', None)),
             'state_dim': int(space['state'].shape[0]),
             'goal_state_dim': int(space['achieved_goal_state'].shape[0])}
 

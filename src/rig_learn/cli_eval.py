@@ -10,7 +10,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--goals', type=int, default=None, help='number of image goals (default: config eval.n_goals)')
     parser.add_argument('--seed', type=int, default=None, help='goal-sampling seed (default: the training eval seed)')
     parser.add_argument('--device', default=None, help='cpu | cuda | cuda:N (default: cpu)')
-    parser.add_argument('--threads', type=int, default=2)
+    parser.add_argument('--threads', type=int, default=1)
     parser.add_argument('--no-grid', action='store_true', help='skip the PNG grid')
 
 

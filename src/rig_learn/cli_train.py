@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--mode', default=None, choices=['rig', 'oracle', 'her_pixels'],
                         help='baseline: without --config, loads config/learn_<task>_<mode>.yaml '
                              '(RIG without prior relabelling: --config config/learn_reach_no_prior.yaml)')
-    parser.add_argument('--threads', type=int, default=2, help='torch threads (default 2: both cores)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch intra-op threads (default 1: at batch 128 a second thread gave no speed-up '
+                             'on the 2-core machine and slowed training badly when the other core was busy)')
     parser.add_argument('--out', default=None, help='run directory (default: runs/<task>_<mode>_s<seed>_<time>)')
     parser.add_argument('--eval-every', type=int, default=None, help='env steps between evaluations')
     parser.add_argument('--eval-goals', type=int, default=None, help='image goals in the final evaluation')

@@ -1,6 +1,7 @@
 """ToyReachEnv: a tiny, fast, pure-numpy reach task following `rig_learn.protocol`.
 
-A 2-D "hand" (a red disc, anti-aliased so sub-pixel motion is visible) moves in a 0.3 m x 0.3 m
+A 2-D "hand" (a red disc on the end of a pale arm segment from a fixed base, anti-aliased so
+sub-pixel motion is visible) moves in a 0.3 m x 0.3 m
 workspace seen from above in an HxWx3 uint8 image. Actions in [-1, 1]^2 move the hand by up to
 `max_step` metres per step. Goals are hand positions drawn uniformly from the workspace; their
 image is the scene with the hand at the goal. Horizon 50 via truncation. Also the reference
@@ -46,10 +47,17 @@ class ToyReachEnv(gym.Env):
 
     # -- rendering -----------------------------------------------------------------------------
     def _render(self, pos) -> np.ndarray:
-        d = np.sqrt((self._px - pos[0]) ** 2 + (self._py - pos[1]) ** 2)
         px_size = 2 * self.half_width / self.image_size
+        # a pale "arm" (capsule from a base above the workspace to the hand), then the red hand disc
+        base = np.array([0.0, 1.6 * self.half_width])
+        seg = np.asarray(pos, np.float64) - base
+        t = np.clip(((self._px - base[0]) * seg[0] + (self._py - base[1]) * seg[1]) / max(seg @ seg, 1e-12), 0, 1)
+        da = np.sqrt((self._px - base[0] - t * seg[0]) ** 2 + (self._py - base[1] - t * seg[1]) ** 2)
+        arm = np.clip((0.6 * self.hand_radius - da) / px_size + 0.5, 0.0, 1.0)[:, :, None]
+        img = self._background * (1 - arm) + np.array([220, 220, 210], np.float32) * arm
+        d = np.sqrt((self._px - pos[0]) ** 2 + (self._py - pos[1]) ** 2)
         cover = np.clip((self.hand_radius - d) / px_size + 0.5, 0.0, 1.0)[:, :, None]
-        img = self._background * (1 - cover) + np.array([230, 40, 40], np.float32) * cover
+        img = img * (1 - cover) + np.array([230, 40, 40], np.float32) * cover
         return img.astype(np.uint8)
 
     def render(self):

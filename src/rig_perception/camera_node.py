@@ -140,9 +140,9 @@ class DropCounter:
 class CameraNode(Node):
     """Publishes `camera/image_raw` from the configured driver; see the module docstring."""
 
-    def __init__(self, **overrides):
-        super().__init__(NODE_NAME)
-        self.cfg: CameraConfig = declare_dataclass_parameters(self, CameraConfig(**overrides), DESCRIPTIONS,
+    def __init__(self, cfg: CameraConfig | None = None, **node_kwargs):
+        super().__init__(NODE_NAME, **node_kwargs)
+        self.cfg: CameraConfig = declare_dataclass_parameters(self, cfg or CameraConfig(), DESCRIPTIONS,
                                                               read_only=True)
         self.pub = self.create_publisher(Image, 'camera/image_raw', CAMERA_PUBLISHER_QOS)
         self.dropped_pub = self.create_publisher(UInt64, 'camera/dropped_frames', 10)

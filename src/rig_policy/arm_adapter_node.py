@@ -137,10 +137,10 @@ DESCRIPTIONS = {
 class ArmAdapter(Node):
     """Twist -> joint velocity adapter; see the module docstring."""
 
-    def __init__(self, **overrides):
-        super().__init__(NODE_NAME)
+    def __init__(self, cfg: ArmAdapterConfig | None = None, **node_kwargs):
+        super().__init__(NODE_NAME, **node_kwargs)
         self.cfg: ArmAdapterConfig = declare_dataclass_parameters(
-            self, ArmAdapterConfig(**overrides), DESCRIPTIONS, read_only=True)
+            self, cfg or ArmAdapterConfig(), DESCRIPTIONS, read_only=True)
         self.solver = self.cfg.solver()
         self.kin = ArmKinematics(self.cfg.arm, joint_prefix=self.cfg.joint_prefix)
         try:

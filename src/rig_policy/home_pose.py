@@ -172,9 +172,9 @@ def _node_class():
     class HomePose(Node):
         """Moves to home once, then reports `result` (0 done, 1 failed) and is finished."""
 
-        def __init__(self, **overrides):
-            super().__init__('home_pose')
-            self.cfg: HomeConfig = declare_dataclass_parameters(self, HomeConfig(**overrides), DESCRIPTIONS,
+        def __init__(self, cfg: HomeConfig | None = None, **node_kwargs):
+            super().__init__('home_pose', **node_kwargs)
+            self.cfg: HomeConfig = declare_dataclass_parameters(self, cfg or HomeConfig(), DESCRIPTIONS,
                                                                 read_only=True)
             self.kin = ArmKinematics(self.cfg.arm, joint_prefix=self.cfg.joint_prefix)
             if len(self.cfg.home) != self.kin.n:

@@ -1,0 +1,288 @@
+"""Encoder, policy and trainer nodes in their own processes over real DDS, with real checkpoints."""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import rclpy
+from geometry_msgs.msg import TwistStamped
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
+
+from rig import qos
+from rig_learn.agent import RIGAgent
+from rig_learn.config import LearnConfig
+from rig_perception.image_msgs import latent_to_msg, msg_to_latent, numpy_to_image
+from rig_trainer.online import TrainerConfig, agent_spec
+from ros_util import node_env, ros_args, spawn_node, spin_until
+
+pytestmark = pytest.mark.ros
+STARTUP = 40.0
+
+
+def make_checkpoint(path, latent_dim=4, task='reach', grad_steps=0):
+    cfg = LearnConfig(task=task)
+    cfg.vae.latent_dim = latent_dim
+    cfg.rl.hidden = (32, 32)
+    spec = agent_spec(TrainerConfig(task=task), cfg)
+    agent = RIGAgent(cfg, spec=spec)
+    agent.counters['grad_steps'] = grad_steps
+    return agent.save(path)
+
+
+@pytest.fixture
+def ros_node():
+    rclpy.init()
+    node = rclpy.create_node('graph_test', namespace='/g')
+    yield node
+    node.destroy_node()
+    rclpy.try_shutdown()
+
+
+def stamp_of(msg):
+    return msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
+
+
+def test_encoder_publishes_latents_with_the_source_stamp_and_survives_bad_frames(ros_node, tmp_path):
+    ckpt = make_checkpoint(tmp_path / 'ckpt')
+    node = ros_node
+    latents, goals, recons = [], [], []
+    node.create_subscription(Image, 'rig/latent', latents.append, qos.LATENT_QOS)
+    node.create_subscription(Image, 'rig/goal_latent', goals.append, qos.GOAL_LATENT_QOS)
+    node.create_subscription(Image, 'rig/reconstruction', recons.append, qos.RECONSTRUCTION_QOS)
+    cam = node.create_publisher(Image, 'camera/image_raw', qos.CAMERA_PUBLISHER_QOS)
+    goal_pub = node.create_publisher(Image, 'rig/goal_image', qos.GOAL_IMAGE_QOS)
+    ck_pub = node.create_publisher(String, 'rig/checkpoint', qos.CHECKPOINT_QOS)
+    log = tmp_path / 'encoder.log'
+    rng = np.random.default_rng(0)
+    with spawn_node('rig_perception.encoder_node', {'checkpoint': str(ckpt), 'reconstruction_period_s': 0.1},
+                    namespace='/g', log_path=log) as proc:
+        assert spin_until(node, lambda: cam.get_subscription_count() > 0, STARTUP), log.read_text()
+
+        def send(img, encoding='rgb8'):
+            msg = numpy_to_image(img, encoding, stamp=node.get_clock().now().to_msg(), frame_id='cam')
+            cam.publish(msg)
+            return msg
+        # Discovery: frames until the first latent comes back, then start counting.
+        deadline = time.monotonic() + STARTUP
+        while not latents and time.monotonic() < deadline:
+            send(np.zeros((48, 48, 3), np.uint8))
+            spin_until(node, lambda: bool(latents), 0.3)
+        assert latents, log.read_text()
+        spin_until(node, lambda: False, 0.3)
+        latents.clear()
+        # rgb8 at the learner's size; bgr8 and mono8 at other sizes (cropped/resized by the encoder)
+        sent = [send(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8))]
+        assert spin_until(node, lambda: len(latents) >= 1, 15.0), log.read_text()
+        sent.append(send(rng.integers(0, 255, (120, 160, 3), dtype=np.uint8), 'bgr8'))
+        spin_until(node, lambda: len(latents) >= 2, 10.0)
+        mono = Image(height=60, width=80, encoding='mono8', step=80, data=bytes(rng.integers(0, 255, 4800, dtype=np.uint8)))
+        mono.header.stamp = node.get_clock().now().to_msg()
+        cam.publish(mono)
+        sent.append(mono)
+        spin_until(node, lambda: len(latents) >= 3, 10.0)
+        bad = Image(height=4, width=4, encoding='yuv422', step=8, data=bytes(32))
+        cam.publish(bad)
+        assert spin_until(node, lambda: 'yuv422' in log.read_text(), 10.0), log.read_text()
+        short = Image(height=48, width=48, encoding='rgb8', step=144, data=bytes(100))  # wrong size
+        cam.publish(short)
+        spin_until(node, lambda: False, 0.3)  # (its log line is throttled: the process staying up is the check)
+        sent.append(send(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)))
+        assert spin_until(node, lambda: len(latents) >= 4, 10.0), log.read_text()
+        assert proc.poll() is None, 'a bad frame must not kill the encoder'
+        assert [stamp_of(m) for m in latents[:4]] == [stamp_of(m) for m in sent]
+        assert [m.header.frame_id for m in latents[:4]] == [m.header.frame_id for m in sent]
+        mean, logvar = msg_to_latent(latents[0])
+        assert mean.shape == logvar.shape == (4,) and np.all(np.isfinite(mean))
+        assert spin_until(node, lambda: len(recons) > 0, 5.0)
+        assert (recons[-1].height, recons[-1].width, recons[-1].encoding) == (48, 48, 'rgb8')
+
+        goal_pub.publish(numpy_to_image(rng.integers(0, 255, (48, 48, 3), dtype=np.uint8), 'rgb8'))
+        assert spin_until(node, lambda: len(goals) >= 1, 10.0)
+        assert msg_to_latent(goals[0])[0].shape == (4,)
+
+        # A checkpoint of another image size is refused; a compatible one is taken and the goal re-encoded.
+        other = tmp_path / 'other'
+        cfg = LearnConfig(task='reach', image_size=84)
+        cfg.vae.arch = 'conv84'
+        RIGAgent(cfg, spec=agent_spec(TrainerConfig(), cfg)).save(other)
+        # (latched, depth 1: each announcement replaces the last, so give each time to arrive)
+        ck_pub.publish(String(data=str(other)))
+        spin_until(node, lambda: 'image_size' in log.read_text(), 10.0)
+        ck_pub.publish(String(data=str(tmp_path / 'missing')))
+        spin_until(node, lambda: 'missing' in log.read_text(), 10.0)
+        newer = make_checkpoint(tmp_path / 'ckpt2', latent_dim=6)
+        ck_pub.publish(String(data=str(newer)))
+        assert spin_until(node, lambda: len(goals) >= 2, 15.0), log.read_text()
+        assert msg_to_latent(goals[-1])[0].shape == (6,)
+        assert proc.poll() is None
+    text = log.read_text()
+    assert 'refusing checkpoint' in text and 'image_size' in text and 'missing' in text
+    assert 'yuv422' in text
+
+
+def test_policy_answers_each_latent_in_time_and_refuses_a_mismatched_checkpoint(ros_node, tmp_path):
+    ckpt = make_checkpoint(tmp_path / 'ckpt', grad_steps=10)
+    node = ros_node
+    cmds: list[tuple[float, TwistStamped]] = []
+    node.create_subscription(TwistStamped, 'rig/cmd_raw', lambda m: cmds.append((time.monotonic(), m)),
+                             qos.COMMAND_QOS)
+    lat_pub = node.create_publisher(Image, 'rig/latent', qos.LATENT_QOS)
+    goal_pub = node.create_publisher(Image, 'rig/goal_latent', qos.GOAL_LATENT_QOS)
+    ck_pub = node.create_publisher(String, 'rig/checkpoint', qos.CHECKPOINT_QOS)
+    log = tmp_path / 'policy.log'
+    with spawn_node('rig_policy.policy_node', {'checkpoint': str(ckpt), 'task': 'reach'},
+                    namespace='/g', log_path=log) as proc:
+        goal_pub.publish(latent_to_msg(np.ones(4), np.zeros(4), Image().header))
+        deadline = time.monotonic() + STARTUP  # discovery: latents until the first command comes back
+        while not cmds and time.monotonic() < deadline:
+            warm = latent_to_msg(np.zeros(4), np.zeros(4), Image().header)
+            warm.header.stamp = node.get_clock().now().to_msg()
+            lat_pub.publish(warm)
+            spin_until(node, lambda: bool(cmds), 0.3)
+        assert cmds, log.read_text()
+        latency = []
+        for i in range(20):
+            msg = latent_to_msg(np.full(4, 0.1 * i), np.zeros(4), Image().header)
+            msg.header.stamp = node.get_clock().now().to_msg()
+            n = len(cmds)
+            t0 = time.monotonic()
+            lat_pub.publish(msg)
+            assert spin_until(node, lambda: len(cmds) > n, 5.0), log.read_text()
+            latency.append(cmds[-1][0] - t0)
+            assert stamp_of(cmds[-1][1]) == stamp_of(msg), 'a command carries the stamp of its frame'
+            assert cmds[-1][1].header.frame_id == 'base_link'
+            v = cmds[-1][1].twist.linear
+            assert abs(v.x) <= 0.4 + 1e-6 and abs(v.y) <= 0.4 + 1e-6 and v.z == 0.0
+        assert np.median(latency) < 0.1, latency  # the deadline is one control period (50 ms)
+
+        # An old frame is not acted on.
+        old = latent_to_msg(np.zeros(4), np.zeros(4), Image().header)
+        old.header.stamp.sec = int(time.time()) - 10
+        n = len(cmds)
+        lat_pub.publish(old)
+        spin_until(node, lambda: False, 0.5)
+        assert len(cmds) == n
+
+        # A checkpoint for another task is refused; the old one keeps driving.
+        make_checkpoint(tmp_path / 'push_ckpt', task='push')
+        ck_pub.publish(String(data=str(tmp_path / 'push_ckpt')))
+        assert spin_until(node, lambda: 'refusing' in log.read_text(), 10.0)
+        msg = latent_to_msg(np.zeros(4), np.zeros(4), Image().header)
+        msg.header.stamp = node.get_clock().now().to_msg()
+        n = len(cmds)
+        lat_pub.publish(msg)
+        assert spin_until(node, lambda: len(cmds) > n, 5.0)
+        assert proc.poll() is None
+    text = log.read_text()
+    assert 'refusing checkpoint' in text and "task: checkpoint has 'push'" in text
+
+
+def test_practice_mode_runs_episodes_with_imagined_goals_and_resets(ros_node, tmp_path):
+    ckpt = make_checkpoint(tmp_path / 'ckpt')
+    node = ros_node
+    events, cmds, resets = [], [], []
+    node.create_subscription(String, 'rig/episode', lambda m: events.append(json.loads(m.data)), qos.EPISODE_QOS)
+    node.create_subscription(TwistStamped, 'rig/cmd_raw', cmds.append, qos.COMMAND_QOS)
+    lat_pub = node.create_publisher(Image, 'rig/latent', qos.LATENT_QOS)
+
+    def on_reset(req, resp):
+        resets.append(time.monotonic())
+        resp.success = True
+        return resp
+    node.create_service(Trigger, 'sim/reset', on_reset)
+    practice = node.create_client(SetBool, 'rig/practice')
+    log = tmp_path / 'policy.log'
+    with spawn_node('rig_policy.policy_node', {'checkpoint': str(ckpt), 'episode_length': 5},
+                    namespace='/g', log_path=log) as proc:
+        assert practice.wait_for_service(timeout_sec=STARTUP), log.read_text()
+        fut = practice.call_async(SetBool.Request(data=True))
+        assert spin_until(node, fut.done, 10.0) and fut.result().success
+        for _ in range(14):
+            msg = latent_to_msg(np.zeros(4), np.zeros(4), Image().header)
+            msg.header.stamp = node.get_clock().now().to_msg()
+            lat_pub.publish(msg)
+            spin_until(node, lambda: False, 0.1)
+        spin_until(node, lambda: len(resets) >= 2, 5.0)
+        assert proc.poll() is None
+    starts = [e for e in events if e['event'] == 'start']
+    ends = [e for e in events if e['event'] == 'end']
+    assert len(starts) >= 2 and len(ends) >= 2, events
+    assert starts[0]['goal_source'] == 'imagined' and len(starts[0]['goal_latent']) == 4
+    assert starts[0]['goal_latent'] != starts[1]['goal_latent'], 'each episode imagines a new goal'
+    assert ends[0]['steps'] == 5
+    assert len(resets) >= 2
+    # before any training the practice actions are uniform random: not all equal
+    xs = {round(m.twist.linear.x, 4) for m in cmds}
+    assert len(xs) > 3
+
+
+def test_trainer_survives_kill_9_and_resumes_without_losing_or_recounting(tmp_path):
+    """Real trainer processes: killed with SIGKILL while working, restarted, the ledger adds up."""
+    from test_online_trainer import record_sim_episode
+    from rig_sim import make_env
+    from rig_learn import checkpoint as ck
+    data = tmp_path / 'data'
+    learn_yaml = tmp_path / 'learn.yaml'
+    learn_yaml.write_text('task: reach\nvae: {latent_dim: 4, batch_size: 16, refit_steps: 5}\n'
+                          'rl: {hidden: [32, 32], batch_size: 16}\n')
+    env = make_env(task='reach', seed=0)
+    rng = np.random.default_rng(1)
+    for k in range(3):
+        record_sim_episode(data, f'a_ep{k:06d}', env, rng)
+    params = {'data_dir': str(data), 'learn_config': str(learn_yaml), 'pretrain_min_images': 30,
+              'pretrain_steps': 5, 'updates_per_transition': 1.0, 'checkpoint_every_updates': 20,
+              'scan_period_s': 0.2}
+    cmd = [sys.executable, '-m', 'rig_trainer.trainer_node'] + ros_args(params, '/t')
+
+    def ledger():
+        from rig_trainer.online import latest_checkpoint
+        latest = latest_checkpoint(data / 'checkpoints')
+        return ck.read_manifest(latest)['trainer'] if latest else None
+
+    log1 = open(tmp_path / 'trainer1.log', 'w')
+    p1 = subprocess.Popen(cmd, env=node_env(), stdout=log1, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            led = ledger()
+            if led and len(led['ingested']) == 3 and led['counters']['updates'] > 0:
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail('trainer made no checkpoint of its bags:\n' + (tmp_path / 'trainer1.log').read_text())
+        for k in range(3, 5):
+            record_sim_episode(data, f'a_ep{k:06d}', env, rng)
+        time.sleep(1.0)  # it starts on the new bags ...
+        p1.send_signal(signal.SIGKILL)  # ... and dies without any clean-up
+        p1.wait(10)
+    finally:
+        if p1.poll() is None:
+            p1.kill()
+        log1.close()
+    # A corrupted bag appears while it is down.
+    shutil.copytree(data / 'a_ep000000', data / 'z_truncated')
+    mcap = next((data / 'z_truncated').glob('*.mcap'))
+    mcap.write_bytes(mcap.read_bytes()[:200])
+
+    with spawn_node('rig_trainer.trainer_node', params, namespace='/t', log_path=tmp_path / 'trainer2.log') as p2:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            led = ledger()
+            if led and len(led['ingested']) == 5 and 'z_truncated' in led['bad_bags']:
+                break
+            time.sleep(0.3)
+        assert p2.poll() is None
+    led = ledger()
+    log2 = (tmp_path / 'trainer2.log').read_text()
+    assert led is not None and led['ingested'] == [f'a_ep{k:06d}' for k in range(5)], log2
+    assert led['counters']['episodes'] == 5 and led['counters']['transitions'] == 100, led['counters']
+    assert 'resumed from' in log2 and 'skipping bag z_truncated' in log2
+    env.close()
