@@ -102,6 +102,67 @@ def describe(nodes) -> str:
     return '\n'.join(lines)
 
 
+class Graph:
+    """A composed graph: its nodes in one executor. `with Graph(args) as g: g.spin_until(...)`."""
+
+    def __init__(self, args, extra_ros_args: list[str] | None = None):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.parameter import Parameter
+        from rclpy.signals import SignalHandlerOptions
+
+        self.plan = plan(args)
+        files = [str(p) for p in graph.parameter_files(args.graph, args.arm, args.camera)] + list(args.params_file)
+        ros_args = ['--ros-args'] + [a for f in files for a in ('--params-file', f)] + (extra_ros_args or [])
+        # Our own SIGINT handling: the arm must get its zero command before the context goes down.
+        rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
+        self.stop_requested = False
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
+        self.executor = SingleThreadedExecutor()
+        self.nodes: dict[str, object] = {}
+        try:
+            for spec, ns, params in self.plan:
+                cls = _resolve(spec.factory)
+                overrides = [Parameter(k, value=v) for k, v in params.items()]
+                node = cls(namespace=ns or None, parameter_overrides=overrides)
+                self.executor.add_node(node)
+                self.nodes[f'{ns}/{spec.name}'] = node
+        except BaseException:
+            self.close()
+            raise
+
+    def _on_signal(self, signum, frame):
+        self.stop_requested = True
+
+    def node(self, name: str):
+        return self.nodes[name if name.startswith('/') else '/' + name]
+
+    def spin_until(self, predicate=lambda: False, timeout: float | None = None) -> bool:
+        """Spin all nodes until predicate() holds, timeout passes or a stop is requested."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.stop_requested and (deadline is None or time.monotonic() < deadline):
+            if predicate():
+                return True
+            self.executor.spin_once(timeout_sec=0.05)
+            for name, node in self.nodes.items():
+                if getattr(node, 'error', None) is not None:
+                    raise RuntimeError(f'{name} failed: {node.error}')
+        return predicate()
+
+    def close(self) -> None:
+        import rclpy
+        shutdown(list(self.nodes.values()), self.executor)
+        self.nodes = {}
+        rclpy.try_shutdown()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
 def run(args) -> int:
     nodes_plan = plan(args)
     print(f'rig up {args.graph}: {len(nodes_plan)} nodes\n{describe(nodes_plan)}')
@@ -112,43 +173,8 @@ def run(args) -> int:
     if args.dry_run:
         print('configuration OK (dry run: nothing started)')
         return 0
-
-    import rclpy
-    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
-    from rclpy.parameter import Parameter
-    from rclpy.signals import SignalHandlerOptions
-
-    files = [str(p) for p in graph.parameter_files(args.graph, args.arm, args.camera)] + list(args.params_file)
-    ros_args = ['--ros-args'] + [a for f in files for a in ('--params-file', f)]
-    # Our own SIGINT handling: the arm must get its zero command before the context goes down.
-    rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = {'flag': False}
-
-    def on_signal(signum, frame):
-        stop['flag'] = True
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-
-    executor = SingleThreadedExecutor()
-    started = []
-    try:
-        for spec, ns, params in nodes_plan:
-            cls = _resolve(spec.factory)
-            overrides = [Parameter(k, value=v) for k, v in params.items()]
-            node = cls(namespace=ns or None, parameter_overrides=overrides)
-            executor.add_node(node)
-            started.append(node)
-        deadline = time.monotonic() + args.duration if args.duration > 0 else None
-        while not stop['flag'] and (deadline is None or time.monotonic() < deadline):
-            executor.spin_once(timeout_sec=0.1)
-            for node in started:
-                if getattr(node, 'error', None) is not None:
-                    raise RuntimeError(f'{node.get_fully_qualified_name()} failed: {node.error}')
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        shutdown(started, executor)
-        rclpy.try_shutdown()
+    with Graph(args) as g:
+        g.spin_until(timeout=args.duration if args.duration > 0 else None)
     return 0
 
 
@@ -167,3 +193,4 @@ def shutdown(nodes, executor) -> None:
     for node in reversed(nodes):
         executor.remove_node(node)
         node.destroy_node()
+    executor.shutdown()

@@ -1,7 +1,8 @@
 """Policy node: current latent + goal latent -> `rig/cmd_raw` (end-effector velocity, base_link).
 
 Operator mode (default): the goal is the operator's (`rig/goal_image` -> encoder -> `rig/goal_latent`);
-the policy acts without noise for `operator_steps` steps per goal, then holds still.
+the policy acts without noise for `operator_steps` steps per goal, sends one zero command, and then
+stays silent until the next goal (the safety filter's watchdog keeps the arm stopped).
 Practice mode (`rig/practice` SetBool): the robot practises on its own. Each episode samples an
 *imagined* goal from the VAE prior N(0, I), acts with exploration noise for `episode_length` steps,
 announces start/end on `rig/episode` (with the goal latent, so the trainer can relabel with it), and
@@ -123,11 +124,16 @@ class Policy(Node):
             self.load(msg.data)
 
     # -- modes --------------------------------------------------------------------------------------
-    def _on_practice(self, request, response):
-        if request.data != self.practice:
+    def set_practice(self, on: bool) -> None:
+        """Switch between practice (imagined goals) and operator mode; the open episode ends."""
+        if on != self.practice:
             self._end_episode()
-            self.practice = bool(request.data)
+            self.practice = bool(on)
+            self.operator_done = False
             self.get_logger().info('practice started' if self.practice else 'practice stopped: operator mode')
+
+    def _on_practice(self, request, response):
+        self.set_practice(bool(request.data))
         response.success = True
         response.message = 'practice' if self.practice else 'operator'
         return response
@@ -225,14 +231,13 @@ class Policy(Node):
             if self.goal_latent is None:
                 return
             if self.operator_done:
-                self._send(np.zeros(self.agent.spec['action_dim']), msg.header.stamp)
-                return
+                return  # silent until the next goal: the safety filter's watchdog holds the arm
             if not self.episode_open:
                 self._start_episode()
             if self.step_in_episode >= self.cfg.operator_steps:
                 self._end_episode()
-                self.operator_done = True  # hold still until the next goal
-                self._send(np.zeros(self.agent.spec['action_dim']), msg.header.stamp)
+                self.operator_done = True
+                self._send(np.zeros(self.agent.spec['action_dim']), msg.header.stamp)  # stop now
                 return
         self._send(self.compute_action(mean), msg.header.stamp)
         self.step_in_episode += 1
