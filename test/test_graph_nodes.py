@@ -237,8 +237,10 @@ def test_trainer_survives_kill_9_and_resumes_without_losing_or_recounting(tmp_pa
     rng = np.random.default_rng(1)
     for k in range(3):
         record_sim_episode(data, f'a_ep{k:06d}', env, rng)
+    # Many updates per transition and no periodic checkpoints: after new bags are ingested there are
+    # seconds of training before the next checkpoint, the window in which the process is killed.
     params = {'data_dir': str(data), 'learn_config': str(learn_yaml), 'pretrain_min_images': 30,
-              'pretrain_steps': 5, 'updates_per_transition': 1.0, 'checkpoint_every_updates': 20,
+              'pretrain_steps': 5, 'updates_per_transition': 40.0, 'checkpoint_every_updates': 10**6,
               'scan_period_s': 0.2}
     cmd = [sys.executable, '-m', 'rig_trainer.trainer_node'] + ros_args(params, '/t')
 
@@ -247,42 +249,49 @@ def test_trainer_survives_kill_9_and_resumes_without_losing_or_recounting(tmp_pa
         latest = latest_checkpoint(data / 'checkpoints')
         return ck.read_manifest(latest)['trainer'] if latest else None
 
-    log1 = open(tmp_path / 'trainer1.log', 'w')
+    log1_path = tmp_path / 'trainer1.log'
+    log1 = open(log1_path, 'w')
     p1 = subprocess.Popen(cmd, env=node_env(), stdout=log1, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             led = ledger()
             if led and len(led['ingested']) == 3 and led['counters']['updates'] > 0:
                 break
-            time.sleep(0.3)
+            time.sleep(0.2)
         else:
-            pytest.fail('trainer made no checkpoint of its bags:\n' + (tmp_path / 'trainer1.log').read_text())
+            pytest.fail('trainer made no checkpoint of its bags:\n' + log1_path.read_text())
         for k in range(3, 5):
             record_sim_episode(data, f'a_ep{k:06d}', env, rng)
-        time.sleep(1.0)  # it starts on the new bags ...
-        p1.send_signal(signal.SIGKILL)  # ... and dies without any clean-up
+        deadline = time.monotonic() + 30
+        while 'ingested a_ep000004' not in log1_path.read_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        p1.send_signal(signal.SIGKILL)  # mid-training on the new bags, no clean-up at all
         p1.wait(10)
     finally:
         if p1.poll() is None:
             p1.kill()
         log1.close()
+    led = ledger()
+    assert len(led['ingested']) == 3, 'the kill should come before the new bags reach a checkpoint'
     # A corrupted bag appears while it is down.
     shutil.copytree(data / 'a_ep000000', data / 'z_truncated')
     mcap = next((data / 'z_truncated').glob('*.mcap'))
     mcap.write_bytes(mcap.read_bytes()[:200])
 
     with spawn_node('rig_trainer.trainer_node', params, namespace='/t', log_path=tmp_path / 'trainer2.log') as p2:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             led = ledger()
             if led and len(led['ingested']) == 5 and 'z_truncated' in led['bad_bags']:
                 break
             time.sleep(0.3)
-        assert p2.poll() is None
+        assert p2.poll() is None, (tmp_path / 'trainer2.log').read_text()
     led = ledger()
     log2 = (tmp_path / 'trainer2.log').read_text()
     assert led is not None and led['ingested'] == [f'a_ep{k:06d}' for k in range(5)], log2
+    assert 'z_truncated' in led['bad_bags'], log2
     assert led['counters']['episodes'] == 5 and led['counters']['transitions'] == 100, led['counters']
+    assert led['counters']['updates'] >= 4000, 'the killed run\'s owed updates are done again'
     assert 'resumed from' in log2 and 'skipping bag z_truncated' in log2
     env.close()

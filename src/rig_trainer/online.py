@@ -99,6 +99,7 @@ class OnlineTrainer:
         self._updates_owed = 0.0
         self._since_refit = 0
         self._since_ckpt = 0
+        self._ledger_changed = False   # bags ingested or skipped since the last checkpoint
         self.spec = agent_spec(cfg, self.learn)
         self.agent = RIGAgent(self.learn, spec=self.spec)
         self.agent._make_buffer()
@@ -149,10 +150,12 @@ class OnlineTrainer:
                 episodes = read_episodes(bag)
             except BagError as exc:
                 self.bad_bags[bag.name] = str(exc)
+                self._ledger_changed = True
                 log.error('skipping bag %s: %s', bag.name, exc)
                 continue
             n = sum(self._add_episode(ep) for ep in episodes)
             self.ingested.append(bag.name)
+            self._ledger_changed = True
             self.counters['episodes'] += len(episodes)
             self.counters['transitions'] += n
             added += n
@@ -242,8 +245,9 @@ class OnlineTrainer:
     def checkpoint_due(self) -> bool:
         if self.latest is None:
             return True      # publish an initial checkpoint at once, so the actors can start
+        caught_up = self._updates_owed < 1.0 and (self.vae_ready or self.counters['frames'] < self.cfg.pretrain_min_images)
         return self._since_ckpt >= self.cfg.checkpoint_every_updates or (
-            self._since_ckpt > 0 and self._updates_owed < 1.0)
+            caught_up and (self._since_ckpt > 0 or self._ledger_changed))
 
     def save_checkpoint(self) -> Path:
         """Atomically write ckpt_<n> with the ledger; prune old ones; return its path."""
@@ -257,6 +261,7 @@ class OnlineTrainer:
         ckpt.write_checkpoint(path, manifest, self.agent.state_dicts())
         self.counters = counters
         self._since_ckpt = 0
+        self._ledger_changed = False
         self.latest = path
         for old in sorted(p for p in self.ckpt_dir.glob(f'{CHECKPOINT_PREFIX}*') if _CKPT_RE.match(p.name))[
                 :-self.cfg.keep_checkpoints]:
