@@ -19,7 +19,7 @@ NODES = {
     'trainer': 'rig_trainer.trainer_node:main',
     'camera': 'rig_perception.camera_node:main',
     'arm_adapter': 'rig_policy.arm_adapter_node:main',
-    'home_pose': 'rig_policy.home_pose:main',
+    'home': 'rig_policy.home_pose:main',
     'servo_start': 'rig_policy.servo_bridge:main',
 }
 

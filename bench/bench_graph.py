@@ -148,27 +148,34 @@ def main(argv=None) -> int:
     parser.add_argument('--practice-steps', type=int, default=10000)
     parser.add_argument('--goals', type=int, default=50)
     parser.add_argument('--throughput-seconds', type=float, default=60.0)
+    parser.add_argument('--only', choices=['latency', 'throughput', 'learning'],
+                        help='run one section; the others keep their last results in graph.json')
     args = parser.parse_args(argv)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     os.environ.setdefault('ROS_DOMAIN_ID', str(80 + os.getpid() % 10))
     os.environ.setdefault('MUJOCO_GL', 'egl')
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = {'latency': latency()}
-    lat = out['latency']
-    print(f"frame -> rig/cmd through encoder, policy, safety filter: p50 {lat['p50_ms']:.2f} ms "
-          f"(target <= 5), p99 {lat['p99_ms']:.2f} ms (target <= 20), {lat['answered']}/{lat['frames']} answered",
-          flush=True)
-    out['throughput'] = throughput(args.throughput_seconds)
-    tp = out['throughput']
-    print(f"lockstep practice through the graph: {tp['graph_env_steps_per_s']:.0f} env steps/s, trainer "
-          f"{tp['graph_grad_steps_per_s']:.0f} gradient steps/s; direct learner: {tp['direct_learner']}", flush=True)
-    if not args.skip_learn:
+    path = RESULTS / 'graph.json'
+    out = json.loads(path.read_text()) if args.only and path.exists() else {}
+    if args.only in (None, 'latency'):
+        out['latency'] = latency()
+        lat = out['latency']
+        print(f"frame -> rig/cmd through encoder, policy, safety filter: p50 {lat['p50_ms']:.2f} ms "
+              f"(target <= 5), p99 {lat['p99_ms']:.2f} ms (target <= 20), {lat['answered']}/{lat['frames']} "
+              f"answered", flush=True)
+    if args.only in (None, 'throughput'):
+        out['throughput'] = throughput(args.throughput_seconds)
+        tp = out['throughput']
+        print(f"lockstep practice through the graph: {tp['graph_env_steps_per_s']:.0f} env steps/s, trainer "
+              f"{tp['graph_grad_steps_per_s']:.0f} gradient steps/s; direct learner: {tp['direct_learner']}",
+              flush=True)
+    if args.only in (None, 'learning') and not args.skip_learn:
         out['learning'] = learning(args.practice_steps, args.goals)
         ln = out['learning']
         print(f"reach through graph + bags after {ln['practice_steps']} steps: median final distance "
               f"{ln['graph_median_final_distance_m']:.3f} m; direct learner "
               f"{ln.get('direct_median_final_distance_m')}", flush=True)
-    (RESULTS / 'graph.json').write_text(json.dumps(out, indent=2))
+    path.write_text(json.dumps(out, indent=2))
     return 0
 
 

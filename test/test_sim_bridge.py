@@ -116,7 +116,7 @@ def test_bad_commands_are_rejected_not_fatal(lockstep_bridge):
     client.step(0.2, 0.0, 0.0, frame='tool0')  # wrong frame
     assert np.linalg.norm(client.ee() - start) < 0.005
     assert proc.poll() is None
-    # Over the limit but sane: clipped to max_speed (0.4 m/s -> 2 cm per step), not rejected.
+    # Over the limit but sane: clipped (0.6 m/s, and the scene's 2 cm per step), not rejected.
     before = client.ee()
     client.step(0.0, 1.0, 0.0)
     dy = client.ee()[1] - before[1]

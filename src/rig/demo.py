@@ -152,14 +152,17 @@ def write_report(out: Path, opts, results: list[dict], counters: dict, times: di
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     n = len(results)
-    fig, axes = plt.subplots(2, n, figsize=(1.8 * n, 4.0), squeeze=False)
+    cols = min(n, 10)
+    blocks = -(-n // cols)  # a block is a goal row over a reached row
+    fig, axes = plt.subplots(2 * blocks, cols, figsize=(1.6 * cols, 3.4 * blocks + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis('off')
     for i, r in enumerate(results):
-        for row, (key, title) in enumerate((('goal_image', 'goal'), ('reached_image', 'reached'))):
-            ax = axes[row][i]
+        b, c = divmod(i, cols)
+        for row, key in enumerate(('goal_image', 'reached_image')):
+            ax = axes[2 * b + row][c]
             ax.imshow(r[key], interpolation='nearest')
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f'{title} {i}' if row == 0 else f'{r["final_distance"] * 100:.1f} cm', fontsize=9)
+            ax.set_title(f'goal {i}' if row == 0 else f'reached: {r["final_distance"] * 100:.1f} cm', fontsize=8)
     fig.suptitle(f'rig demo ({opts.task}): operator goal images (top), what the policy reached (bottom)',
                  fontsize=9)
     fig.tight_layout()

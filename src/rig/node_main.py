@@ -16,7 +16,7 @@ from rig.config import ConfigError
 
 def run_node(factory: Callable[[], object], name: str, args=None) -> int:
     import rclpy
-    from rclpy.executors import ExternalShutdownException
+    from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
 
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
@@ -24,10 +24,12 @@ def run_node(factory: Callable[[], object], name: str, args=None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.append(True))
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
     node = None
+    executor = SingleThreadedExecutor()  # one executor for the node's life: no wait-set rebuild per message
     try:
         node = factory()
+        executor.add_node(node)
         while not stop and rclpy.ok():
-            rclpy.spin_once(node, timeout_sec=0.1)
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except (ConfigError, ValueError) as exc:
@@ -41,6 +43,8 @@ def run_node(factory: Callable[[], object], name: str, args=None) -> int:
                         getattr(node, method)()
                     except Exception as exc:  # noqa: BLE001 - the context may already be gone
                         print(f'{name}: {method} failed: {exc}', file=sys.stderr)
+            executor.remove_node(node)
             node.destroy_node()
+        executor.shutdown()
         rclpy.try_shutdown()
     return 0

@@ -37,6 +37,7 @@ class EncoderConfig:
     crop_height: int = 0
     reconstruction_period_s: float = 0.5
     device: str = 'cpu'
+    torch_threads: int = 1
 
 
 DESCRIPTIONS = {
@@ -47,6 +48,7 @@ DESCRIPTIONS = {
     'crop_width': 'crop width in pixels; 0 = the full frame',
     'crop_height': 'crop height in pixels; 0 = the full frame',
     'reconstruction_period_s': 'minimum time between rig/reconstruction images; 0 disables them',
+    'torch_threads': 'torch intra-op threads; 1 is fastest for one small frame and leaves cores to the rest',
     'device': 'torch device for the VAE: cpu or cuda',
 }
 
@@ -55,6 +57,8 @@ class Encoder(Node):
     def __init__(self, cfg: EncoderConfig | None = None, **node_kwargs):
         super().__init__('encoder', **node_kwargs)
         self.cfg: EncoderConfig = declare_dataclass_parameters(self, cfg or EncoderConfig(), DESCRIPTIONS)
+        import torch
+        torch.set_num_threads(max(1, self.cfg.torch_threads))
         self.agent = None
         self.checkpoint_path = ''
         self.goal_rgb: np.ndarray | None = None

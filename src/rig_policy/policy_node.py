@@ -47,6 +47,7 @@ class PolicyConfig:
     seed: int = 0
     frame_id: str = 'base_link'
     device: str = 'cpu'
+    torch_threads: int = 1
 
 
 DESCRIPTIONS = {
@@ -62,6 +63,7 @@ DESCRIPTIONS = {
     'reset_service': "Trigger service that resets the scene between practice episodes; '' = none",
     'seed': 'seed of imagined goals and exploration noise',
     'frame_id': 'frame of rig/cmd_raw',
+    'torch_threads': 'torch intra-op threads; 1 is fastest for one small frame and leaves cores to the rest',
     'device': 'torch device for the policy: cpu or cuda',
 }
 
@@ -71,6 +73,8 @@ class Policy(Node):
         super().__init__('policy', **node_kwargs)
         self.cfg: PolicyConfig = declare_dataclass_parameters(self, cfg or PolicyConfig(), DESCRIPTIONS)
         self.rng = np.random.default_rng(self.cfg.seed)
+        import torch
+        torch.set_num_threads(max(1, self.cfg.torch_threads))
         self.agent = None
         self.checkpoint_path = ''
         self.practice = self.cfg.practice_on_start

@@ -47,7 +47,7 @@ class BridgeConfig:
     mode: str = 'lockstep'
     control_rate_hz: float = 20.0
     cmd_timeout_s: float = 0.15
-    max_speed_m_s: float = 0.4
+    max_speed_m_s: float = 0.6
     reject_speed_m_s: float = 4.0
     base_frame: str = 'base_link'
     camera_frame: str = 'sim_camera_optical_frame'
