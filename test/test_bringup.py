@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import ast
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
