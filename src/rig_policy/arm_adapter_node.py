@@ -19,30 +19,35 @@ Sawyer: intera falls back to position hold 0.2 s after the last command, which h
 zero-velocity command). NaN/inf commands are rejected and stop the arm. Nothing is published before
 the first joint state. On SIGINT/SIGTERM a zero command is sent and acknowledged before exit.
 
+Episode resets: the service `rig/home` (std_srvs/Trigger) moves the arm slowly to `home` (a
+synchronised cosine joint profile, `rig_policy.home_pose.plan_home`, tracked on joint_states) and
+answers when it is there, or failed. While homing, `rig/cmd` is ignored: one node owns the joint
+velocity output, so the policy's watchdog zeros cannot fight the reset. The policy calls it between
+practice episodes (`reset_service: rig/home`).
+
 Run: `python -m rig_policy.arm_adapter_node --ros-args --params-file config/arm_ur5e.yaml`
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-import signal
 import sys
 import time
 
 import mujoco
 import numpy as np
-import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
+from std_srvs.srv import Trigger
 
 from rig.config import ConfigError
+from rig.node_main import run_node
 from rig.qos import COMMAND_QOS, STATE_PUBLISHER_QOS, STATE_SUBSCRIBER_QOS
 from rig.ros_params import declare_dataclass_parameters
+from rig_policy.home_pose import plan_home, tracking_velocity
 from rig_policy.kinematics import ARMS, ArmKinematics, SolverConfig, rotation_error
 
 NODE_NAME = 'arm_adapter'
@@ -67,6 +72,11 @@ def velocity_message(output: str, names, values, stamp):
     return msg
 
 
+# Episode reset poses when `home` is not set: hand above the table, clear of singularities.
+DEFAULT_HOME = {'ur5e': (-0.470, -1.735, 2.480, -2.275, -1.590, -1.991),
+                'sawyer': (0.0, -1.18, 0.0, 2.18, 0.0, 0.57, 3.3161)}
+
+
 @dataclasses.dataclass
 class ArmAdapterConfig:
     """Parameters of the arm adapter (one ROS parameter each)."""
@@ -89,10 +99,17 @@ class ArmAdapterConfig:
     sigma_slow: float = 0.05
     sigma_stop: float = 0.01
     limit_margin: float = 0.1
+    home: tuple[float, ...] = ()     # empty: the arm's DEFAULT_HOME
+    home_max_joint_velocity: float = 0.2
+    home_max_joint_acceleration: float = 0.5
+    home_gain: float = 2.0
+    home_tolerance: float = 0.01
+    home_settle_timeout_s: float = 5.0
 
     def __post_init__(self):
         if self.arm not in ARMS:
             raise ConfigError(f'arm must be one of {ARMS}, got {self.arm!r}')
+        self.home = tuple(float(x) for x in (self.home or ()))
         if self.output not in OUTPUTS:
             raise ConfigError(f'output must be one of {OUTPUTS}, got {self.output!r}')
         if min(self.rate_hz, self.cmd_timeout_s, self.joint_state_timeout_s, self.max_linear_speed,
@@ -100,6 +117,11 @@ class ArmAdapterConfig:
             raise ConfigError('rates, timeouts and speed limits must be > 0, zero_burst >= 1')
         if self.orientation_gain < 0 or self.max_angular_speed < 0:
             raise ConfigError('orientation_gain and max_angular_speed must be >= 0')
+
+    @property
+    def home_pose(self) -> np.ndarray:
+        """The episode reset pose: `home`, or the arm's default when it is empty."""
+        return np.array(self.home or DEFAULT_HOME[self.arm], dtype=float)
 
     def solver(self) -> SolverConfig:
         try:
@@ -131,6 +153,13 @@ DESCRIPTIONS = {
     'sigma_slow': 'below this smallest singular value, motion deeper into a singularity is slowed',
     'sigma_stop': 'at this smallest singular value such motion is stopped',
     'limit_margin': 'within this distance [rad] of a joint limit, no motion further into it',
+    'home': 'home joint positions [rad] in the model joint order, reached on a rig/home request (episode '
+            'reset); empty = the arm\'s default',
+    'home_max_joint_velocity': 'peak joint speed of the move home [rad/s]',
+    'home_max_joint_acceleration': 'peak joint acceleration of the move home [rad/s^2]',
+    'home_gain': 'feedback gain [1/s] tracking the home plan on joint_states',
+    'home_tolerance': 'largest joint error [rad] that counts as home',
+    'home_settle_timeout_s': 'time after the planned duration to settle within tolerance before failing',
 }
 
 
@@ -166,6 +195,13 @@ class ArmAdapter(Node):
         self._pose_time = -math.inf
         self.create_subscription(JointState, 'joint_states', self._on_joint_states, STATE_SUBSCRIBER_QOS)
         self.create_timer(1.0 / self.cfg.rate_hz, self._on_tick)
+        if len(self.cfg.home_pose) != self.kin.n:
+            raise ConfigError(f'home needs {self.kin.n} joint values for {self.cfg.arm}, got {len(self.cfg.home_pose)}')
+        self._homing = None   # (plan, start time, future) while moving home
+        # Its own callback group: the service coroutine waits for the control timer to bring the arm
+        # home, and a coroutine holds its group until it returns.
+        from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+        self.create_service(Trigger, 'rig/home', self._on_home, callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
             f'{self.cfg.arm} -> {self.cfg.output} on {self.cfg.output_topic} '
             f'(joints {list(self.cfg.controller_joints)}); waiting for joint_states')
@@ -186,6 +222,8 @@ class ArmAdapter(Node):
         self.q, self.q_time = q, time.monotonic()
 
     def _on_cmd(self, msg: TwistStamped) -> None:
+        if self._homing is not None:
+            return  # the reset owns the arm until it is home
         now = time.monotonic()
         if msg.header.frame_id not in ('', self.cfg.base_frame):
             self._reject(f'command in frame {msg.header.frame_id!r}, expected {self.cfg.base_frame!r}')
@@ -216,6 +254,8 @@ class ArmAdapter(Node):
         now = time.monotonic()
         if self.q is None:
             return None                                 # never speak before knowing where the arm is
+        if self._homing is not None:
+            return self._homing_velocities(now)
         cmd_fresh = now - self.v_time <= self.cfg.cmd_timeout_s
         state_fresh = now - self.q_time <= self.cfg.joint_state_timeout_s
         if cmd_fresh and not state_fresh and np.any(self.v):
@@ -240,6 +280,53 @@ class ArmAdapter(Node):
         self.last_reasons = sol.reasons
         self.zeros_sent = 0
         return sol.qdot
+
+    # -- episode reset: move home -------------------------------------------------------------------
+    async def _on_home(self, request, response):
+        """Trigger: move home, answer when there (success) or stopped (failure). Async: the executor
+        keeps running the control timer meanwhile."""
+        from rclpy.task import Future
+        if self.pub is None:
+            response.success, response.message = False, 'output none: homing needs a velocity output'
+            return response
+        if self.q is None or time.monotonic() - self.q_time > self.cfg.joint_state_timeout_s:
+            response.success, response.message = False, 'no fresh joint_states: cannot plan a move home'
+            return response
+        if self._homing is not None:
+            response.success, response.message = False, 'already moving home'
+            return response
+        home = self.cfg.home_pose
+        plan = plan_home(self.q, home, self.cfg.home_max_joint_velocity, self.cfg.home_max_joint_acceleration,
+                         lower=self.kin.lower, upper=self.kin.upper)
+        done = Future()
+        self._homing = (plan, time.monotonic(), done)
+        self.get_logger().info(f'moving home over {plan.duration:.1f} s')
+        ok, why = await done
+        response.success, response.message = ok, why
+        (self.get_logger().info if ok else self.get_logger().error)(why)
+        return response
+
+    def _homing_velocities(self, now: float) -> np.ndarray:
+        plan, t0, done = self._homing
+        t = now - t0
+        home = self.cfg.home_pose
+        error = float(np.max(np.abs(self.q - home)))
+        outcome = None
+        if now - self.q_time > self.cfg.joint_state_timeout_s:
+            outcome = (False, 'joint_states stale while moving home: stopped')
+        elif t >= plan.duration and error <= self.cfg.home_tolerance:
+            outcome = (True, f'home reached (error {error:.4f} rad)')
+        elif t > plan.duration + self.cfg.home_settle_timeout_s:
+            outcome = (False, f'home not reached within {plan.duration + self.cfg.home_settle_timeout_s:.1f} s '
+                              f'(error {error:.3f} rad): stopped')
+        if outcome is not None:
+            self._homing = None
+            self.v, self.v_time = np.zeros(3), -math.inf   # no stale policy command resumes after the reset
+            self.zeros_sent = 1
+            done.set_result(outcome)
+            return np.zeros(self.kin.n)
+        self.zeros_sent = 0
+        return tracking_velocity(plan, t, self.q, self.cfg.home_gain, self.cfg.home_max_joint_velocity)
 
     def _publish_pose(self) -> None:
         """rig/ee_pose from the newest fresh joint state (none while joint states are stale)."""
@@ -274,42 +361,8 @@ class ArmAdapter(Node):
         self.pub.wait_for_all_acked(Duration(seconds=SHUTDOWN_ACK_TIMEOUT_S))
 
 
-class _StopFlag:
-    """SIGINT/SIGTERM set a flag the spin loop polls. Raising from the handler instead can land inside
-    rclpy's C++ message conversion and surface as an unrelated RuntimeError."""
-
-    def __init__(self):
-        self.set = False
-
-    def __call__(self, signum, frame):
-        self.set = True
-
-
 def main(args=None) -> int:
-    # No rclpy signal handlers: they would shut the context down before the zero command is sent.
-    rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
-    stop = _StopFlag()
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    node = None
-    try:
-        node = ArmAdapter()
-        while not stop.set and rclpy.ok():
-            rclpy.spin_once(node, timeout_sec=0.1)
-    except ExternalShutdownException:
-        pass
-    except ConfigError as e:
-        print(f'{NODE_NAME}: bad configuration: {e}', file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            try:
-                node.stop_arm()
-            except Exception as e:   # context already gone: nothing left to send on
-                print(f'{NODE_NAME}: could not send the final zero command: {e}', file=sys.stderr)
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(ArmAdapter, NODE_NAME, args)
 
 
 if __name__ == '__main__':
