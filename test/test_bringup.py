@@ -98,3 +98,10 @@ def test_rig_up_sim_practises_records_trains_and_stops_cleanly(tmp_path):
     assert len(ledger['ingested']) >= 3 and ledger['counters']['updates'] > 0, ledger['counters']
     assert ledger['counters']['vae_fits'] >= 1
     assert 'stopping: zero command sent' in log
+
+
+def test_cli_reports_bad_configuration_without_a_traceback(tmp_path):
+    r = run_rig('train', '--task', 'nope', '--steps', '10', '--out', str(tmp_path / 'run'))
+    assert r.returncode == 2 and 'task must be one of' in r.stderr and 'Traceback' not in r.stderr
+    r = run_rig('eval', str(tmp_path / 'missing_run'))
+    assert r.returncode != 0 and 'does not exist' in (r.stdout + r.stderr) and 'Traceback' not in r.stderr

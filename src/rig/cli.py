@@ -38,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     sub_parser = argparse.ArgumentParser(prog=f'rig {name}', description=help_text)
     module.add_arguments(sub_parser)
     args = sub_parser.parse_args(argv[1:])
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except (ValueError, FileNotFoundError) as exc:  # bad configuration or input: say it, no traceback
+        print(f'rig {name}: {type(exc).__name__}: {exc}', file=sys.stderr)
+        return 2
 
 
 if __name__ == '__main__':
