@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import platform
 import time
 from pathlib import Path
@@ -105,7 +106,7 @@ def scene_costs_ms(task: str, arm: str, mesh_fidelity: str = 'simple') -> dict[s
     return {'render_ms': render_ms, 'physics_ms': physics_ms}
 
 
-def main() -> None:
+def main(argv=None) -> int:
     all_cores = os.sched_getaffinity(0)
     one_core = {max(all_cores)}
     rows = []
@@ -160,7 +161,8 @@ def main() -> None:
         'rows': rows, 'mesh_fidelity_render_ms': fidelity_rows,
     }, indent=2) + '\n')
     print(f'wrote {RESULTS_PATH}')
+    return 0
 
 
 if __name__ == '__main__':
-    main()
+    sys.exit(main())
