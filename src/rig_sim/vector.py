@@ -2,10 +2,11 @@
 
 `RigVectorEnv` is a gymnasium `VectorEnv` (same step/reset/call API and next-step autoreset as
 gymnasium's AsyncVectorEnv) specialised for rig's environments to keep the per-step overhead low:
-observations go through shared memory that each worker writes in place, and only the action and
-(reward, flags, metrics) cross the pipes. gymnasium's generic AsyncVectorEnv cost 0.3-0.5 ms of
-CPU per env step on top of the ~1 ms a step costs, too much for a 2-process batch to reach 1.6x
-the steps/s of one process.
+observations go through shared memory that each worker writes in place, only the action and
+(reward, flags, metrics) cross the pipes, environment 0 runs in the calling process, and a waiting
+side polls its pipe briefly before sleeping. gymnasium's generic AsyncVectorEnv cost 0.3-0.5 ms of
+CPU per env step on top of the ~1 ms a step costs, and plain blocking pipes ~0.2 ms (process
+wake-ups), too much for a 2-process batch to reach 1.6x the steps/s of one process.
 
 Each worker renders on a single thread (Mesa's llvmpipe otherwise spawns a thread per core), so
 N workers use about N cores instead of fighting over them; simulation is single-threaded anyway.
