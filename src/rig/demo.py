@@ -53,10 +53,9 @@ def main(argv=None) -> int:
         # -- practice -------------------------------------------------------------------------------
         with tqdm(total=opts.practice_steps, desc='practice (imagined goals)', unit='step') as bar:
             def practising():
-                bar.n = min(policy.commands_sent, opts.practice_steps)
                 c = trainer.counters
                 bar.set_postfix(episodes=c['episodes'], updates=c['updates'], vae_fits=c['vae_fits'], refresh=False)
-                bar.refresh()
+                bar.update(min(policy.commands_sent, opts.practice_steps) - bar.n)  # redraws at most every 0.1 s
                 return policy.commands_sent >= opts.practice_steps
             g.spin_until(practising)
         policy.set_practice(False)
@@ -68,8 +67,7 @@ def main(argv=None) -> int:
         with tqdm(total=trainer.counters['updates'] + owed, initial=trainer.counters['updates'],
                   desc='training on the recorded bags', unit='update') as bar:
             def caught_up():
-                bar.n = trainer.counters['updates']
-                bar.refresh()
+                bar.update(trainer.counters['updates'] - bar.n)
                 return (trainer._updates_owed < 1.0 and not trainer.pending_bags()
                         and policy.checkpoint_path == str(trainer.latest))
             g.spin_until(caught_up, timeout=opts.train_timeout)
