@@ -103,5 +103,6 @@ def test_rig_up_sim_practises_records_trains_and_stops_cleanly(tmp_path):
 def test_cli_reports_bad_configuration_without_a_traceback(tmp_path):
     r = run_rig('train', '--task', 'nope', '--steps', '10', '--out', str(tmp_path / 'run'))
     assert r.returncode == 2 and 'task must be one of' in r.stderr and 'Traceback' not in r.stderr
+    assert not (tmp_path / 'run').exists(), 'a failed start leaves no run directory behind'
     r = run_rig('eval', str(tmp_path / 'missing_run'))
     assert r.returncode != 0 and 'does not exist' in (r.stdout + r.stderr) and 'Traceback' not in r.stderr

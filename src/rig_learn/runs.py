@@ -99,13 +99,14 @@ def train_run(cfg: LearnConfig, steps: int, out_dir, progress: bool = True, env=
     from .agent import RIGAgent
     from .envs import make_task_env
 
+    # Environments first: a bad task or env factory fails before anything is written.
+    env = env or make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed, factory=cfg.env, horizon=cfg.horizon)
+    eval_env = eval_env or make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed + 1, factory=cfg.env,
+                                         horizon=cfg.horizon)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / 'metrics.jsonl').unlink(missing_ok=True)
     (out / 'config.yaml').write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    env = env or make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed, factory=cfg.env, horizon=cfg.horizon)
-    eval_env = eval_env or make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed + 1, factory=cfg.env,
-                                         horizon=cfg.horizon)
     t_start = time.perf_counter()
     agent = RIGAgent.from_config(cfg, env, eval_env=eval_env)
     metrics = MetricsWriter(out / 'metrics.jsonl')
