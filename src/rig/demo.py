@@ -2,10 +2,11 @@
 
 1. Bring up the simulated graph in one process (sim bridge, encoder, policy, safety filter, recorder,
    trainer: what `rig up sim` composes), with a fresh data directory.
-2. Practise from scratch on `reach`: the policy imagines goals from the VAE prior; every episode is
-   recorded to a bag; the trainer learns from the bags and hot-swaps checkpoints into encoder and policy.
-3. Let the trainer finish its owed gradient steps, then act as the operator: reset the arm, ask the
-   bridge for a goal image (`sim/sample_goal`), and let the policy reach for it.
+2. Practise from scratch on `reach`, in rounds: the policy imagines goals from the VAE prior; every
+   episode is recorded to a bag; after each round the trainer catches up on the bags and hot-swaps its
+   checkpoint into encoder and policy, so the next round practises with a better policy.
+3. Act as the operator: reset the arm, ask the bridge for a goal image (`sim/sample_goal`), and let
+   the policy reach for it.
 4. Write `goals.png` (goal image | reached image, per goal) and `summary.md`/`summary.json` with the
    final hand distances next to the distances at the start.
 
@@ -28,8 +29,10 @@ def parse(argv=None):
     p.add_argument('--arm', default='sawyer')
     p.add_argument('--practice-steps', type=int, default=10000)
     p.add_argument('--goals', type=int, default=6)
+    p.add_argument('--round-steps', type=int, default=1000,
+                   help='practise this many steps, then let the trainer catch up; 0: one round')
     p.add_argument('--train-timeout', type=float, default=600.0,
-                   help='longest wait for the trainer to finish its gradient steps after practice')
+                   help='longest wait for the trainer to finish its gradient steps after a round')
     p.add_argument('--out', default='')
     return p.parse_args(argv)
 
@@ -50,28 +53,29 @@ def main(argv=None) -> int:
         bridge, policy, trainer = g.node('sim_bridge'), g.node('policy'), g.node('trainer').trainer
         operator = Operator(g)
 
-        # -- practice -------------------------------------------------------------------------------
-        with tqdm(total=opts.practice_steps, desc='practice (imagined goals)', unit='step') as bar:
-            def practising():
-                c = trainer.counters
-                bar.set_postfix(episodes=c['episodes'], updates=c['updates'], vae_fits=c['vae_fits'], refresh=False)
-                bar.update(min(policy.commands_sent, opts.practice_steps) - bar.n)  # redraws at most every 0.1 s
-                return policy.commands_sent >= opts.practice_steps
-            g.spin_until(practising)
-        policy.set_practice(False)
-        t_practice = time.time() - t_start
+        # -- practice in rounds: practise, then let the trainer catch up and hot-swap its checkpoint ---
+        # (composed in one process, the trainer thread gets little time while the lockstep loop runs;
+        # rounds keep the data coming from an improving policy, as interleaved training would)
+        def trained():
+            return trainer.caught_up and policy.checkpoint_path == str(trainer.latest)
 
-        # -- let the trainer catch up with the data -------------------------------------------------
-        g.spin_until(lambda: False, 2.0)  # the last bags close and are ingested
-        owed = int(trainer._updates_owed)
-        with tqdm(total=trainer.counters['updates'] + owed, initial=trainer.counters['updates'],
-                  desc='training on the recorded bags', unit='update') as bar:
-            def caught_up():
-                bar.update(trainer.counters['updates'] - bar.n)
-                return (trainer._updates_owed < 1.0 and not trainer.pending_bags()
-                        and policy.checkpoint_path == str(trainer.latest))
-            g.spin_until(caught_up, timeout=opts.train_timeout)
-        t_train = time.time() - t_start
+        step = opts.round_steps if opts.round_steps > 0 else opts.practice_steps
+        rounds = list(range(step, opts.practice_steps, step)) + [opts.practice_steps]
+        with tqdm(total=opts.practice_steps, desc='practice (imagined goals)', unit='step') as bar:
+            for target in rounds:
+                policy.set_practice(True)
+
+                def practising():
+                    c = trainer.counters
+                    bar.set_postfix(episodes=c['episodes'], updates=c['updates'], vae_fits=c['vae_fits'],
+                                    refresh=False)
+                    bar.update(min(policy.commands_sent, target) - bar.n)  # redraws at most every 0.1 s
+                    return policy.commands_sent >= target
+                g.spin_until(practising)
+                policy.set_practice(False)
+                g.spin_until(lambda: False, 1.0)  # the last bag closes and is ingested
+                g.spin_until(trained, timeout=opts.train_timeout)
+        t_practice = time.time() - t_start
         print(f'policy now runs {Path(policy.checkpoint_path).name}: {trainer.counters}', flush=True)
 
         # -- operator goals -------------------------------------------------------------------------
@@ -80,7 +84,7 @@ def main(argv=None) -> int:
             results.append(operator.reach_goal(bridge, policy, k))
     t_total = time.time() - t_start
     summary = write_report(out, opts, results, trainer.counters,
-                           {'practice_s': t_practice, 'until_trained_s': t_train, 'total_s': t_total})
+                           {'practice_and_training_s': t_practice, 'total_s': t_total})
     print(summary)
     return 0
 
@@ -178,7 +182,7 @@ def write_report(out: Path, opts, results: list[dict], counters: dict, times: di
              f'Practice: {opts.practice_steps} steps through the node graph with imagined goals '
              f'({counters["episodes"]} episodes in bags, {counters["updates"]} gradient steps, '
              f'{counters["vae_fits"]} VAE fits); wall time {times["total_s"] / 60:.1f} min '
-             f'(practice {times["practice_s"]:.0f} s, trained by {times["until_trained_s"]:.0f} s).', '',
+             f'(practice and training in rounds: {times["practice_and_training_s"]:.0f} s).', '',
              '| goal | distance at start (m) | final distance (m) |', '|---|---|---|']
     lines += [f'| {r["goal"]} | {r["start_distance"]:.3f} | {r["final_distance"]:.3f} |' for r in results]
     lines += ['', f'Median final distance {np.median(final):.3f} m (at start {np.median(start):.3f} m). '

@@ -242,12 +242,23 @@ class OnlineTrainer:
         return done
 
     @property
+    def waiting_for_frames(self) -> bool:
+        """No VAE yet and too few frames on disk to fit one: there is nothing to train on."""
+        return not self.vae_ready and self.counters['frames'] < self.cfg.pretrain_min_images
+
+    @property
+    def caught_up(self) -> bool:
+        """Every closed bag ingested, every owed update done (or none possible yet), checkpoint written."""
+        return (not self.pending_bags() and (self._updates_owed < 1.0 or self.waiting_for_frames)
+                and not self.checkpoint_due)
+
+    @property
     def checkpoint_due(self) -> bool:
         if self.latest is None:
             return True      # publish an initial checkpoint at once, so the actors can start
-        caught_up = self._updates_owed < 1.0 and (self.vae_ready or self.counters['frames'] < self.cfg.pretrain_min_images)
+        idle = self._updates_owed < 1.0 and (self.vae_ready or self.waiting_for_frames)
         return self._since_ckpt >= self.cfg.checkpoint_every_updates or (
-            caught_up and (self._since_ckpt > 0 or self._ledger_changed))
+            idle and (self._since_ckpt > 0 or self._ledger_changed))
 
     def save_checkpoint(self) -> Path:
         """Atomically write ckpt_<n> with the ledger; prune old ones; return its path."""
