@@ -127,8 +127,11 @@ def throughput(seconds: float = 60.0) -> dict:
 
 
 def learning(practice_steps: int, goals: int) -> dict:
+    import shutil
+
     from rig import demo
     out = RESULTS / 'runs' / 'graph_reach'
+    shutil.rmtree(out, ignore_errors=True)  # from scratch: an old data dir would be resumed from
     demo.main(['--practice-steps', str(practice_steps), '--goals', str(goals), '--out', str(out)])
     summary = json.loads((out / 'summary.json').read_text())
     result = {'practice_steps': practice_steps, 'goals': goals,

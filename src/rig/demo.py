@@ -40,6 +40,10 @@ def parse(argv=None):
 def main(argv=None) -> int:
     opts = parse(argv)
     out = Path(opts.out or f'runs/demo-{time.strftime("%Y%m%d-%H%M%S")}').resolve()
+    if (out / 'data').exists():
+        print(f'rig demo: {out} already holds a run (its trainer would resume it); choose another --out',
+              file=sys.stderr)
+        return 2
     out.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 
