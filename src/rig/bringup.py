@@ -55,6 +55,11 @@ def plan(args) -> list[tuple[graph.NodeSpec, str, dict]]:
     return out
 
 
+def parameter_files(args) -> list[str]:
+    """The graph's parameter files, then the user's --params-file ones (later files win)."""
+    return [str(p) for p in graph.parameter_files(args.graph, args.arm, args.camera)] + list(args.params_file)
+
+
 def check(args, nodes) -> list[str]:
     """Problems with the configuration: every section of every parameter file must name a node of
     the graph and fit that node's declared parameters (names and types)."""
@@ -62,7 +67,7 @@ def check(args, nodes) -> list[str]:
 
     from rig.ros_params import dataclass_from_yaml_params
     problems = []
-    files = graph.parameter_files(args.graph, args.arm, args.camera) + [p for p in args.params_file]
+    files = parameter_files(args)
     config_of = {}
     for spec, _, _ in nodes:
         try:
@@ -112,8 +117,8 @@ class Graph:
         from rclpy.signals import SignalHandlerOptions
 
         self.plan = plan(args)
-        files = [str(p) for p in graph.parameter_files(args.graph, args.arm, args.camera)] + list(args.params_file)
-        ros_args = ['--ros-args'] + [a for f in files for a in ('--params-file', f)] + (extra_ros_args or [])
+        ros_args = (['--ros-args'] + [a for f in parameter_files(args) for a in ('--params-file', f)]
+                    + (extra_ros_args or []))
         # Our own SIGINT handling: the arm must get its zero command before the context goes down.
         rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
         self.stop_requested = False

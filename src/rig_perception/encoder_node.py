@@ -106,13 +106,14 @@ class Encoder(Node):
             self.load(msg.data)
 
     # -- frames -------------------------------------------------------------------------------------
+    def _crop(self) -> PreprocessConfig:
+        """The configured crop, resized to the loaded checkpoint's image size."""
+        return PreprocessConfig(self.cfg.crop_x, self.cfg.crop_y, self.cfg.crop_width, self.cfg.crop_height,
+                                size=self.agent.spec['image_size'])
+
     def _prepare(self, msg: Image, what: str) -> np.ndarray | None:
         try:
-            rgb = image_to_numpy(msg)
-            size = self.agent.spec['image_size']
-            crop = PreprocessConfig(self.cfg.crop_x, self.cfg.crop_y, self.cfg.crop_width,
-                                    self.cfg.crop_height, size=size)
-            return preprocess(rgb, crop)
+            return preprocess(image_to_numpy(msg), self._crop())
         except (UnsupportedImage, ValueError) as exc:
             self.frames_dropped += 1
             self.get_logger().error(f'dropping {what}: {exc}', throttle_duration_sec=2.0)
@@ -149,10 +150,9 @@ class Encoder(Node):
     def _publish_goal(self) -> None:
         size = self.agent.spec['image_size']
         try:
-            crop = PreprocessConfig(self.cfg.crop_x, self.cfg.crop_y, self.cfg.crop_width,
-                                    self.cfg.crop_height, size=size)
             # A goal image already at the learner's size (e.g. from the sim) is used as it is.
-            image = self.goal_rgb if self.goal_rgb.shape[:2] == (size, size) else preprocess(self.goal_rgb, crop)
+            image = (self.goal_rgb if self.goal_rgb.shape[:2] == (size, size)
+                     else preprocess(self.goal_rgb, self._crop()))
         except ValueError as exc:
             self.get_logger().error(f'ignoring goal image: {exc}')
             return

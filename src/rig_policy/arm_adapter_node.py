@@ -47,7 +47,7 @@ from rig.config import ConfigError
 from rig.node_main import run_node
 from rig.qos import COMMAND_QOS, STATE_PUBLISHER_QOS, STATE_SUBSCRIBER_QOS
 from rig.ros_params import declare_dataclass_parameters
-from rig_policy.home_pose import plan_home, tracking_velocity
+from rig_policy.home_pose import home_outcome, plan_home, tracking_velocity
 from rig_policy.kinematics import ARMS, ArmKinematics, SolverConfig, rotation_error
 
 NODE_NAME = 'arm_adapter'
@@ -303,22 +303,17 @@ class ArmAdapter(Node):
         self.get_logger().info(f'moving home over {plan.duration:.1f} s')
         ok, why = await done
         response.success, response.message = ok, why
-        (self.get_logger().info if ok else self.get_logger().error)(why)
+        if ok:   # rclpy binds one severity to each call site: one call per level
+            self.get_logger().info(why)
+        else:
+            self.get_logger().error(why)
         return response
 
     def _homing_velocities(self, now: float) -> np.ndarray:
         plan, t0, done = self._homing
         t = now - t0
-        home = self.cfg.home_pose
-        error = float(np.max(np.abs(self.q - home)))
-        outcome = None
-        if now - self.q_time > self.cfg.joint_state_timeout_s:
-            outcome = (False, 'joint_states stale while moving home: stopped')
-        elif t >= plan.duration and error <= self.cfg.home_tolerance:
-            outcome = (True, f'home reached (error {error:.4f} rad)')
-        elif t > plan.duration + self.cfg.home_settle_timeout_s:
-            outcome = (False, f'home not reached within {plan.duration + self.cfg.home_settle_timeout_s:.1f} s '
-                              f'(error {error:.3f} rad): stopped')
+        outcome = home_outcome(plan, t, self.q, self.cfg.home_pose, self.cfg.home_tolerance,
+                               self.cfg.home_settle_timeout_s, now - self.q_time <= self.cfg.joint_state_timeout_s)
         if outcome is not None:
             self._homing = None
             self.v, self.v_time = np.zeros(3), -math.inf   # no stale policy command resumes after the reset

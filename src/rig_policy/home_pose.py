@@ -87,6 +87,23 @@ def tracking_velocity(plan: HomePlan, t: float, q: np.ndarray, gain: float, max_
     return np.clip(qdot, -max_velocity, max_velocity)
 
 
+def home_outcome(plan: HomePlan, t: float, q: np.ndarray, home: np.ndarray, tolerance: float,
+                 settle_timeout_s: float, joint_states_fresh: bool) -> tuple[bool, str] | None:
+    """How a move home ends at time t into the plan: (True, why) home, (False, why) stop, None going on.
+
+    Shared by the one-shot `home` executable and the arm adapter's `rig/home` service.
+    """
+    error = float(np.max(np.abs(np.asarray(q, dtype=float) - home)))
+    if not joint_states_fresh:
+        return False, 'joint_states stale while moving home: stopped'
+    if t >= plan.duration and error <= tolerance:
+        return True, f'home reached (error {error:.4f} rad)'
+    if t > plan.duration + settle_timeout_s:
+        return False, (f'home not reached within {plan.duration + settle_timeout_s:.1f} s '
+                       f'(error {error:.3f} rad): stopped')
+    return None
+
+
 def trajectory_message(plan: HomePlan, joint_names, dt: float = 0.1):
     """trajectory_msgs/JointTrajectory of the plan (positions + velocities), to be executed from now."""
     try:
@@ -210,7 +227,10 @@ def _node_class():
         def _finish(self, code: int, why: str) -> None:
             if self.cfg.mode == 'velocity':
                 self.send_zero()
-            (self.get_logger().info if code == 0 else self.get_logger().error)(why)
+            if code == 0:   # rclpy binds one severity to each call site: one call per level
+                self.get_logger().info(why)
+            else:
+                self.get_logger().error(why)
             self.result = code
 
         def send_zero(self) -> None:
@@ -246,15 +266,10 @@ def _node_class():
                 self._start()
                 return
             t = now - self.t0
-            if now - self.q_time > self.cfg.joint_state_timeout_s:
-                self._finish(1, 'joint_states stale: stopped')
-                return
-            if t >= self.plan.duration and np.max(np.abs(self.q - self.home)) <= self.cfg.tolerance:
-                self._finish(0, 'home reached')
-                return
-            if t > self.plan.duration + self.cfg.settle_timeout_s:
-                self._finish(1, f'home not reached within {self.plan.duration + self.cfg.settle_timeout_s:.1f} s '
-                                f'(error {np.max(np.abs(self.q - self.home)):.3f} rad)')
+            outcome = home_outcome(self.plan, t, self.q, self.home, self.cfg.tolerance, self.cfg.settle_timeout_s,
+                                   now - self.q_time <= self.cfg.joint_state_timeout_s)
+            if outcome is not None:
+                self._finish(0 if outcome[0] else 1, outcome[1])
                 return
             if self.cfg.mode == 'velocity':
                 qdot = tracking_velocity(self.plan, t, self.q, self.cfg.gain, self.cfg.max_joint_velocity)
