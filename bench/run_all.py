@@ -1,8 +1,11 @@
 """`make bench`: every benchmark in turn; each writes its JSON (and plots) under bench/results/.
 
-    python -m bench.run_all [--skip-learn]
+    python -m bench.run_all [--skip-learn] [--only SECTION ...]
 
-The learning benchmark trains for tens of minutes and is not part of CI.
+The learning sections train for a long time (reach: about 20 min for 3 seeds; push: about 1.5 h for
+200k steps) and are not part of CI. The baselines behind bench/results/learn_table.md are separate
+`bench.bench_learn` runs (the commands are in the table); `table` rebuilds it from whatever results
+are there.
 """
 from __future__ import annotations
 
@@ -14,9 +17,13 @@ import time
 SECTIONS = [
     ('sim', 'bench.bench_sim', []),
     ('ros', 'bench.bench_ros', []),
+    ('vae', 'bench.bench_vae', ['--task', 'push']),
     ('learn', 'bench.bench_learn', ['--task', 'reach', '--seeds', '0', '1', '2', '--steps', '10000']),
+    ('learn_push', 'bench.bench_learn', ['--task', 'push', '--seeds', '0', '--steps', '200000']),
     ('graph', 'bench.bench_graph', []),  # after learn: compares with its fresh results
+    ('table', 'bench.learn_table', []),
 ]
+LEARNING = ('learn', 'learn_push')
 
 
 def main(argv=None) -> int:
@@ -27,7 +34,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     failed = []
     for name, module_name, section_args in SECTIONS:
-        if args.only and name not in args.only or (args.skip_learn and name == 'learn'):
+        if args.only and name not in args.only or (args.skip_learn and name in LEARNING):
             continue
         try:
             module = importlib.import_module(module_name)

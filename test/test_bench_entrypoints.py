@@ -12,3 +12,54 @@ def test_every_section_has_main_taking_argv(name, module_name, args):
     module = importlib.import_module(module_name)
     params = list(inspect.signature(module.main).parameters)
     assert params and params[0] == 'argv', f'{module_name}.main must take argv'
+
+
+def test_vae_diagnostic_reports_probe_and_landscape(tmp_path, monkeypatch):
+    """bench_vae on a tiny pretraining budget: a JSON with a finite probe R^2 per state part."""
+    import json
+    import math
+
+    import bench.bench_vae as bench_vae
+    monkeypatch.setattr(bench_vae, 'RESULTS', tmp_path)
+    assert bench_vae.main(['--task', 'push', '--set', 'vae.pretrain_images=200', '--set', 'vae.pretrain_steps=5',
+                           '--goals', '45', '--tag', '_t']) == 0
+    result = json.loads((tmp_path / 'vae_push_t.json').read_text())
+    assert set(result['probe_r2']) == {'hand_xy', 'puck_xy'}
+    assert all(math.isfinite(v) and v <= 1.0 for v in result['probe_r2'].values())
+    assert 0.0 <= result['landscape']['argmin_hand_error_m'] < 0.5
+    assert (tmp_path / 'vae_push_t.png').stat().st_size > 0
+
+
+def test_probe_r2_is_one_for_a_linear_code_and_near_zero_for_noise():
+    import numpy as np
+
+    from bench.bench_vae import probe_r2
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(300, 4))
+    y = z[:, :2] @ np.array([[1.0, 2.0], [-0.5, 0.3]]) + 0.1
+    assert probe_r2(z, y, 200) > 0.999
+    assert probe_r2(z, rng.normal(size=(300, 2)), 200) < 0.1
+
+
+def test_learn_table_picks_the_run_with_most_seeds_and_reads_push_targets(tmp_path):
+    import json
+
+    from bench.learn_table import collect, render
+    base = {'task': 'push', 'mode': 'rig', 'steps': 200000, 'config': 'config/learn_push.yaml', 'goal_prior': 'standard',
+            'median_env_steps_per_s': 35.0, 'median_grad_steps_per_s': 130.0,
+            'target': {'metric': 'puck_distance', 'max_m': 0.06, 'steps': 200000, 'wall_s': 7200}}
+    run = lambda puck: {'puck_distance_median': puck, 'hand_distance_median': 0.02, 'success': 0.5, 'wall_s': 5000}
+    (tmp_path / 'learn_push.json').write_text(json.dumps({**base, 'seeds': [0], 'runs': [run(0.05)], 'meets_target': True}))
+    (tmp_path / 'learn_push_3.json').write_text(json.dumps({**base, 'seeds': [0, 1, 2], 'meets_target': False,
+                                                             'runs': [run(0.05), run(0.09), run(0.07)]}))
+    (tmp_path / 'learn_push_smoke.json').write_text(json.dumps({**base, 'seeds': [0, 1, 2, 3], 'smoke': True, 'runs': []}))
+    (rows,) = collect(tmp_path)
+    assert rows['per_seed'] == [0.05, 0.09, 0.07] and rows['median'] == 0.07
+    text = render([rows])
+    assert 'final puck distance' in text and 'not met' in text and '--tag _3' in text
+    assert rows['method'] == 'RIG'
+    (tmp_path / 'learn_push_fitted.json').write_text(json.dumps({**base, 'goal_prior': 'fitted', 'seeds': [0, 1, 2, 4],
+                                                                  'runs': [run(0.1)] * 4}))
+    other = [r for r in collect(tmp_path) if r['method'] != 'RIG']
+    assert other[0]['method'] == 'RIG, goal prior fitted to the latents'
+    assert other[0]['command'].endswith('--set vae.goal_prior=fitted')

@@ -116,3 +116,36 @@ def test_save_is_atomic_and_overwrites(trained, tmp_path, monkeypatch):
     assert json.loads((path / 'manifest.json').read_text())['counters']['env_steps'] == 81
     assert sorted(p.name for p in tmp_path.iterdir()) == ['ck']
     agent.counters['env_steps'] -= 1
+
+
+def test_goal_prior_travels_in_the_checkpoint(tmp_path):
+    torch.set_num_threads(1)
+    agent = RIGAgent.from_config(tiny_config(**{'vae.goal_prior': 'fitted'}), make_task_env('toy_reach', seed=0))
+    agent.learn(60)
+    agent.save(tmp_path / 'ck')
+    loaded = RIGAgent.load(tmp_path / 'ck')
+    assert not np.allclose(agent.vae.goal_prior_std.numpy(), 1.0)
+    np.testing.assert_array_equal(loaded.vae.goal_prior_mean.numpy(), agent.vae.goal_prior_mean.numpy())
+    np.testing.assert_array_equal(loaded.vae.goal_prior_std.numpy(), agent.vae.goal_prior_std.numpy())
+    rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
+    np.testing.assert_array_equal(agent.featurizer.sample_prior(rng_a, 3), loaded.featurizer.sample_prior(rng_b, 3))
+
+
+def test_checkpoint_without_goal_prior_loads_with_the_standard_normal(trained, tmp_path):
+    """Checkpoints written before the fitted goal prior still load (imagined goals from N(0, I))."""
+    import shutil
+
+    from rig_learn import checkpoint as ckpt
+    _, _, path = trained
+    old = tmp_path / 'old'
+    shutil.copytree(path, old)
+    blob = torch.load(old / 'vae.pt', weights_only=False)
+    for key in ('goal_prior_mean', 'goal_prior_std'):
+        del blob['vae'][key]
+    torch.save(blob, old / 'vae.pt')
+    manifest = json.loads((old / 'manifest.json').read_text())
+    manifest['files']['vae.pt'] = ckpt._sha256((old / 'vae.pt').read_bytes())
+    (old / 'manifest.json').write_text(json.dumps(manifest))
+    loaded = RIGAgent.load(old)
+    np.testing.assert_array_equal(loaded.vae.goal_prior_mean.numpy(), 0.0)
+    np.testing.assert_array_equal(loaded.vae.goal_prior_std.numpy(), 1.0)

@@ -118,3 +118,54 @@ def test_reencoding_after_vae_refit_changes_cached_latents(tiny_toy_agent):
     np.testing.assert_allclose(after, agent.encode(buf.images[slots])[0], atol=1e-5)   # cache == new encoder
     assert np.abs(buf.ep_goal_feat[:buf.n_episodes] - goals_before).max() > 1e-3
     np.testing.assert_allclose(buf.ach_logvar[slots], agent.encode(buf.images[slots])[1], atol=1e-5)
+
+
+def test_fitted_goal_prior_follows_the_buffer_latents_after_each_refit():
+    """vae.goal_prior 'fitted': imagined goals ~ N(mean, std) of the buffer's latent means."""
+    torch.set_num_threads(1)
+    from rig_learn.testing import tiny_config
+    agent = RIGAgent.from_config(tiny_config(**{'vae.goal_prior': 'fitted'}), make_task_env('toy_reach', seed=0))
+    agent.learn(120)
+    agent.refit_vae(steps=5)
+    buf = agent.buffer
+    z = buf.obs_feat[buf.written]
+    mean, std = agent.vae.goal_prior_mean.numpy(), agent.vae.goal_prior_std.numpy()
+    np.testing.assert_allclose(mean, z.mean(0), atol=1e-5)
+    np.testing.assert_allclose(std, np.maximum(z.std(0), 1e-3), atol=1e-5)
+    assert not np.allclose(std, 1.0)                # not the standard normal any more
+    goals = agent.featurizer.sample_prior(np.random.default_rng(0), 20000)
+    np.testing.assert_allclose(goals.mean(0), mean, atol=4 * std.max() / np.sqrt(20000) + 1e-6)
+    np.testing.assert_allclose(goals.std(0), std, rtol=0.05)
+    # prior relabelling draws from the same distribution
+    batch = buf.sample(4000)
+    prior_goals = batch['goal'][batch['goal_source'] == PRIOR]
+    assert abs(prior_goals.mean(0) - mean).max() < 0.2 * std.max() + 1e-3
+
+
+def test_standard_goal_prior_stays_unit_normal(tiny_toy_agent):
+    torch.set_num_threads(1)
+    from rig_learn.testing import tiny_config
+    agent = tiny_toy_agent
+    assert agent.cfg.vae.goal_prior == 'standard'          # the default, as in the paper
+    agent.learn(120)
+    agent.refit_vae(steps=5)
+    np.testing.assert_array_equal(agent.vae.goal_prior_mean.numpy(), 0.0)
+    np.testing.assert_array_equal(agent.vae.goal_prior_std.numpy(), 1.0)
+    from rig.config import ConfigError
+    with pytest.raises(ConfigError):
+        tiny_config(**{'vae.goal_prior': 'uniform'})
+
+
+def test_refit_due_after_step_n_runs_as_step_n_plus_1_begins(tiny_toy_agent):
+    """Evaluations/checkpoints at step n must not see a policy whose latents a refit just moved."""
+    torch.set_num_threads(1)
+    agent = tiny_toy_agent                       # refit every 100 env steps
+    seen = {}
+    agent.learn(100, callback=lambda a: seen.setdefault(a.counters['env_steps'], a.counters['vae_refits']) or True)
+    assert seen[100] == 0 and agent.counters['vae_refits'] == 0      # due, not yet run
+    agent.learn(1)
+    assert agent.counters['vae_refits'] == 1 and agent.counters['refit_at_step'] == 100
+    agent.learn(99)
+    assert agent.counters['vae_refits'] == 1
+    agent.learn(1)
+    assert agent.counters['vae_refits'] == 2

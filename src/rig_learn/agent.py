@@ -94,7 +94,7 @@ class RIGAgent:
         self.reward = reward_fn(cfg.reward if cfg.uses_vae else 'latent_distance', cfg.rl.reward_scale)
         self.buffer: ReplayBuffer | None = None
         self.counters = {'env_steps': 0, 'grad_steps': 0, 'episodes': 0, 'vae_refits': 0,
-                         'vae_pretrained': False, 'vae_pretrain_env_steps': 0, 'train_seconds': 0.0}
+                         'vae_pretrained': False, 'refit_at_step': -1, 'vae_pretrain_env_steps': 0, 'train_seconds': 0.0}
         self.pretrain_images: np.ndarray | None = None
         self.last_metrics: dict = {}
         self._episode_open = False
@@ -231,9 +231,15 @@ class RIGAgent:
         m = {}
         for _ in range(steps):
             m = self.vae_trainer.train_step(images[self.rng.integers(0, len(images), v.batch_size)])
+        self.fit_goal_prior(self.encode(images)[0])
         self.counters['vae_pretrained'] = True
         self.last_metrics.update(m)
         return m
+
+    def fit_goal_prior(self, latent_means: np.ndarray) -> None:
+        """Refit the imagined-goal distribution to these latent means (vae.goal_prior 'fitted')."""
+        if self.cfg.uses_vae and self.cfg.vae.goal_prior == 'fitted':
+            self.featurizer.fit_prior(latent_means)
 
     def refit_vae(self, steps: int | None = None) -> dict:
         """Online VAE refit on replay images, then re-encode the whole buffer."""
@@ -247,6 +253,7 @@ class RIGAgent:
                 batch = np.concatenate([batch, self.pretrain_images[self.rng.integers(0, len(self.pretrain_images), n_pre)]])
             m = self.vae_trainer.train_step(batch)
         self.buffer.refresh()
+        self.fit_goal_prior(self.buffer.obs_feat[self.buffer.written])
         if self._episode_open:   # keep the running episode's features consistent with the new VAE
             self._obs_feat = self.buffer.obs_feat[self.buffer._last].copy()
             self._goal_feat = self.buffer.ep_goal_feat[self.buffer.episode % self.buffer.capacity].copy()
@@ -302,6 +309,14 @@ class RIGAgent:
                 self._make_buffer()
             last = {}
             for _ in range(int(steps)):
+                # A refit due after step n runs here, as step n + 1 begins: evaluations and
+                # checkpoints taken at step n (callback, end of learn) then see a policy trained on
+                # the current latents, not one the refit has just moved under it.
+                n = self.counters['env_steps']
+                if (self.cfg.uses_vae and refit_due(self.cfg.vae.refit_schedule, n)
+                        and self.counters['refit_at_step'] != n):
+                    self.refit_vae()
+                    self.counters['refit_at_step'] = n
                 if not self._episode_open:
                     self._begin_episode()
                 action = self._policy_action(self._obs_feat, self._goal_feat)
@@ -318,8 +333,6 @@ class RIGAgent:
                     while self._update_budget >= 1.0:
                         last = self.train_step()
                         self._update_budget -= 1.0
-                if self.cfg.uses_vae and refit_due(self.cfg.vae.refit_schedule, self.counters['env_steps']):
-                    self.refit_vae()
                 if callback is not None:
                     self.last_metrics.update({k: float(v) for k, v in last.items()})
                     if callback(self) is False:
@@ -373,7 +386,10 @@ class RIGAgent:
             if 'extra' in data['policy'] and hasattr(agent.learner, 'load_extra_state'):
                 agent.learner.load_extra_state(data['policy']['extra'])
             if agent.vae is not None:
-                agent.vae.load_state_dict(data['vae']['vae'])
+                vae_state = dict(data['vae']['vae'])
+                for key in ('goal_prior_mean', 'goal_prior_std'):   # checkpoints from before the fitted prior
+                    vae_state.setdefault(key, getattr(agent.vae, key))
+                agent.vae.load_state_dict(vae_state)
                 agent.vae_trainer.opt.load_state_dict(data['vae']['opt'])
         except (KeyError, RuntimeError, ValueError) as exc:
             raise ckpt.CheckpointError(f'checkpoint {path}: weights do not fit the recorded config ({exc})') from exc

@@ -18,6 +18,7 @@ class EvalResult:
     door_angle_error: np.ndarray
     success: np.ndarray
     latent_distance: np.ndarray            # final ||mu(o_T) - mu(g)|| (NaN outside rig mode)
+    goal_states: np.ndarray | None = None  # (n_goals, goal state dim): where each goal was
     goal_images: list = field(default_factory=list)
     recon_images: list = field(default_factory=list)
     final_images: list = field(default_factory=list)
@@ -51,6 +52,9 @@ def evaluate(agent, env, n_goals: int = 50, seed: int = 1_000_003, record: int =
         goal = unwrapped_call(env, 'sample_goal', rng)
         obs, info = env.reset(seed=seed + i, options={'goal': goal})
         goal_in = {'image': np.asarray(goal['image']), 'state': np.asarray(goal['state'])}
+        if res.goal_states is None:
+            res.goal_states = np.full((n_goals, goal_in['state'].size), np.nan)
+        res.goal_states[i] = goal_in['state'].reshape(-1)
         goal_feat = agent.goal_features(goal_in) if policy is None else None
         t = 0
         while True:

@@ -60,7 +60,21 @@ class VAEFeaturizer(Featurizer):
         return encode_images(self.vae, _batch(images))[0]
 
     def sample_prior(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        return rng.standard_normal((n, self.goal_dim)).astype(np.float32)
+        """Imagined goals: N(goal_prior_mean, diag(goal_prior_std^2)); N(0, I) unless fitted."""
+        mean = self.vae.goal_prior_mean.detach().cpu().numpy()
+        std = self.vae.goal_prior_std.detach().cpu().numpy()
+        return (mean + std * rng.standard_normal((n, self.goal_dim))).astype(np.float32)
+
+    def fit_prior(self, latent_means: np.ndarray, min_std: float = 1e-3) -> None:
+        """Fit the goal prior to latent means of observed images (rlkit's dist_mu / dist_std)."""
+        z = np.asarray(latent_means, np.float64).reshape(-1, self.goal_dim)
+        z = z[np.all(np.isfinite(z), axis=1)]
+        if len(z) < 2:
+            return
+        import torch
+        dev = self.vae.goal_prior_mean.device
+        self.vae.goal_prior_mean.copy_(torch.as_tensor(z.mean(0), dtype=torch.float32, device=dev))
+        self.vae.goal_prior_std.copy_(torch.as_tensor(np.maximum(z.std(0), min_std), dtype=torch.float32, device=dev))
 
     def decode(self, z) -> np.ndarray:
         return decode_latents(self.vae, z)

@@ -8,7 +8,7 @@ pooled pixels) are cached per slot and per episode goal, and recomputed by `refr
 VAE refit: the stored truth is always the images.
 
 Relabelling (`sample`) follows the fixed `RelabelConfig` fractions, never the collector's state:
-own goal / fresh prior sample z ~ N(0, I) / a future achieved frame of the same episode; the reward
+own goal / a fresh sample from the VAE goal prior / a future achieved frame of the same episode; the reward
 is recomputed for the chosen goal from the cached features of the next frame.
 """
 from __future__ import annotations

@@ -12,6 +12,15 @@ from rig.config import load_yaml, to_dict
 
 from .config import LearnConfig
 
+
+def _success_m(task: str) -> float | None:
+    """The task's success distance (rig_sim tasks; marked on goal maps), or None."""
+    try:
+        from rig_sim.tasks import HAND_SUCCESS_DISTANCE, PUCK_SUCCESS_DISTANCE
+    except ImportError:
+        return None
+    return {'reach': HAND_SUCCESS_DISTANCE, 'push': PUCK_SUCCESS_DISTANCE}.get(task)
+
 REPO_CONFIG = Path(__file__).resolve().parents[2] / 'config'
 
 
@@ -161,6 +170,8 @@ def train_run(cfg: LearnConfig, steps: int, out_dir, progress: bool = True, env=
     plots.learning_curve({cfg.mode: metrics.rows}, out / 'learning_curve.png',
                          title=f'{cfg.task} ({cfg.arm}) {cfg.mode} seed {cfg.seed}')
     plots.eval_grid(res, out / 'eval_grid.png', title=f'{cfg.task} {cfg.mode}: goal / recon / reached')
+    plots.goal_map(res, out / 'goal_map.png', title=f'{cfg.task} {cfg.mode} seed {cfg.seed}: final distance per goal',
+                   success_m=_success_m(cfg.task))
     summary = {**row, 'per_goal': {'hand_distance': res.hand_distance, 'puck_distance': res.puck_distance,
                                    'door_angle_error': res.door_angle_error, 'success': res.success}}
     write_json(out / 'eval.json', summary)
@@ -187,4 +198,6 @@ def eval_run(path, n_goals: int | None = None, seed: int | None = None, device: 
     write_json(out_dir / 'reeval.json', summary)
     if grid:
         plots.eval_grid(res, out_dir / 'reeval_grid.png', title=f'{cfg.task} {cfg.mode}: goal / recon / reached')
+        plots.goal_map(res, out_dir / 'reeval_goal_map.png', title=f'{cfg.task} {cfg.mode}: final distance per goal',
+                       success_m=_success_m(cfg.task))
     return summary

@@ -59,6 +59,10 @@ class ConvVAE(nn.Module):
                 dec += ([nn.BatchNorm2d(c_out)] if bn else []) + [nn.ReLU()]
             c_in = c_out
         self.decoder = nn.Sequential(*dec)
+        # Distribution that imagined goals are drawn from (see VAEConfig.goal_prior); buffers, so
+        # they travel in the checkpoint with the weights they describe.
+        self.register_buffer('goal_prior_mean', torch.zeros(latent_dim))
+        self.register_buffer('goal_prior_std', torch.ones(latent_dim))
 
     def encode_tensor(self, x: torch.Tensor):
         h = self.encoder(x)

@@ -4,9 +4,10 @@ Operator mode (default): the goal is the operator's (`rig/goal_image` -> encoder
 the policy acts without noise for `operator_steps` steps per goal, sends one zero command, and then
 stays silent until the next goal (the safety filter's watchdog keeps the arm stopped).
 Practice mode (`rig/practice` SetBool): the robot practises on its own. Each episode samples an
-*imagined* goal from the VAE prior N(0, I), acts with exploration noise for `episode_length` steps,
-announces start/end on `rig/episode` (with the goal latent, so the trainer can relabel with it), and
-resets: `sim/reset` in simulation, or a home-pose command on a robot (`reset_service` empty).
+*imagined* goal from the checkpoint's VAE goal prior (the Gaussian fitted to the latents the
+trainer has seen, or N(0, I); see VAEConfig.goal_prior), acts with exploration noise for
+`episode_length` steps, announces start/end on `rig/episode` (with the goal latent, so the trainer
+can relabel with it), and resets: `sim/reset` in simulation, or a home-pose command on a robot (`reset_service` empty).
 
 Every command answers one latent and carries that frame's stamp, so the safety filter can refuse
 commands that come too late. Checkpoints are hot-reloaded from `rig/checkpoint`; one that does not
@@ -169,7 +170,7 @@ class Policy(Node):
         self.episode_open = True
         if self.practice:
             self.goal_source = 'imagined'
-            self.practice_goal = self.rng.standard_normal(self.agent.spec['latent_dim']).astype(np.float32)
+            self.practice_goal = self.agent.featurizer.sample_prior(self.rng, 1)[0]
             goal = self.practice_goal
         else:
             self.goal_source = 'operator'

@@ -25,7 +25,7 @@ PLANAR_HAND_Z = 0.03
 # region's edge (puck radius 3.5 cm + hand tip radius 2.5 cm).
 PUSH_HAND_MARGIN = 0.06
 
-PUCK_RADIUS = 0.035        # sim/push.xml geom "puck"
+PUCK_RADIUS = 0.05         # sim/push.xml geom "puck"
 PUCK_Z = 0.02              # puck centre height when resting on the table
 HAND_TIP_RADIUS = 0.025    # sphere at the end of the hand tool (scene.py)
 

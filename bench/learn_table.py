@@ -1,0 +1,143 @@
+"""One table of every learner benchmark result: what each RIG ingredient buys, per task.
+
+    python -m bench.learn_table            # reads bench/results/learn_*.json, writes learn_table.md
+
+Each `bench.bench_learn` run writes one JSON; this collects them (smoke runs left out) into
+bench/results/learn_table.md, one row per task and method, with the command that reproduces it.
+Where several results exist for one task and method, the one with the most seeds (then the latest)
+is shown.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / 'results'
+HEADLINE = {'reach': 'hand_distance', 'push': 'puck_distance', 'door': 'door_angle_error'}
+METHODS = [  # (config-stem suffix, mode) -> name, in table order
+    ('', 'rig', 'RIG'),
+    ('_no_prior', 'rig', 'RIG without VAE-prior relabelling'),
+    ('_oracle', 'oracle', 'oracle: state observations, true-distance reward, HER'),
+    ('_her_pixels', 'her_pixels', 'HER from pixels, pixel-distance reward'),
+]
+
+
+def goal_prior_of(result: dict) -> str | None:
+    """Where imagined goals came from (vae.goal_prior); results written before it existed used N(0, I)."""
+    if result.get('mode') != 'rig':
+        return None
+    prior = result.get('goal_prior') or (result.get('overrides') or {}).get('vae.goal_prior')
+    return prior or 'standard'
+
+
+def method_of(result: dict) -> tuple[int, str]:
+    stem = Path(result.get('config') or f"learn_{result['task']}").stem
+    suffix = stem[len(f"learn_{result['task']}"):]
+    fitted = goal_prior_of(result) == 'fitted'
+    extra = ', goal prior fitted to the latents' if fitted else ''
+    for i, (sfx, mode, name) in enumerate(METHODS):
+        if suffix == sfx and result.get('mode') == mode:
+            return 2 * i + fitted, name + extra
+    return 2 * len(METHODS), f"{result.get('mode')} ({stem}){extra}"
+
+
+def command_of(result: dict, path: Path) -> str:
+    if result.get('command'):
+        return result['command']
+    task = result['task']
+    # (results written before bench_learn recorded its command line)
+    config = Path(result.get('config') or '')
+    stem = config.stem if config.name else f'learn_{task}'
+    cmd = f"python -m bench.bench_learn --task {task} --seeds {' '.join(map(str, result['seeds']))} --steps {result['steps']}"
+    if stem != f'learn_{task}':
+        cmd += f' --config config/{config.name}'
+    tag = path.stem[len(stem):]
+    if tag:
+        cmd += f' --tag {tag}'
+    if goal_prior_of(result) == 'fitted':
+        cmd += ' --set vae.goal_prior=fitted'
+    return cmd
+
+
+def collect(results_dir: Path = RESULTS) -> list[dict]:
+    best: dict[tuple[str, int], tuple[dict, Path]] = {}
+    for path in sorted(results_dir.glob('learn_*.json')):
+        try:
+            result = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            print(f'skipping {path.name}: {exc}', file=sys.stderr)
+            continue
+        if result.get('smoke') or 'runs' not in result:
+            continue
+        key = (result['task'], method_of(result)[0])
+        old = best.get(key)
+        if old is None or (len(result['seeds']), result.get('date', '')) > (len(old[0]['seeds']), old[0].get('date', '')):
+            best[key] = (result, path)
+    rows = []
+    for (task, order), (result, path) in sorted(best.items()):
+        headline = HEADLINE.get(task, 'hand_distance')
+        per_seed = [r.get(f'{headline}_median') for r in result['runs']]
+        per_seed = [v for v in per_seed if v is not None]
+        per_hand = [r.get('hand_distance_median') for r in result['runs'] if r.get('hand_distance_median') is not None]
+        rows.append({
+            'task': task, 'method': method_of(result)[1], 'steps': result['steps'], 'seeds': result['seeds'],
+            'headline': headline, 'median': sorted(per_seed)[len(per_seed) // 2] if per_seed else None,
+            'per_seed': per_seed, 'hand_per_seed': per_hand if headline != 'hand_distance' else [],
+            'success': [r.get('success') for r in result['runs']],
+            'wall_s': [r['wall_s'] for r in result['runs']],
+            'env_steps_per_s': result.get('median_env_steps_per_s'),
+            'grad_steps_per_s': result.get('median_grad_steps_per_s'),
+            'target': result.get('target'), 'meets_target': result.get('meets_target'),
+            'command': command_of(result, path), 'file': path.name,
+        })
+    return rows
+
+
+def render(rows: list[dict]) -> str:
+    f = lambda v: f'{v:.3f}'
+    lines = ['# Learner benchmarks: every method in the same harness', '',
+             'Final distances are medians over the evaluation image goals (50 unless the JSON says '
+             'otherwise); "per seed" lists each seed\'s median. Regenerate: `python -m bench.learn_table`.', '']
+    for task in sorted({r['task'] for r in rows}):
+        trs = [r for r in rows if r['task'] == task]
+        headline = trs[0]['headline'].replace('_', ' ')
+        lines += [f'## {task}', '',
+                  f'| method | env steps | seeds | final {headline} (m), median over seeds | per seed | success | wall per seed | env / grad steps/s | command |',
+                  '|---|---|---|---|---|---|---|---|---|']
+        for r in trs:
+            per = ' / '.join(map(f, r['per_seed']))
+            if r['hand_per_seed']:
+                per += ' (hand ' + ' / '.join(map(f, r['hand_per_seed'])) + ')'
+            succ = ' / '.join(f'{s:.2f}' for s in r['success'] if s is not None)
+            wall = ' / '.join(f'{w / 60:.1f} min' for w in r['wall_s'])
+            speed = (f"{r['env_steps_per_s']:.0f} / {r['grad_steps_per_s']:.0f}"
+                     if r['env_steps_per_s'] is not None else '-')
+            lines.append(f"| {r['method']} | {r['steps']} | {len(r['seeds'])} | "
+                         f"{f(r['median']) if r['median'] is not None else '-'} | {per} | {succ} | {wall} | {speed} | `{r['command']}` |")
+        tgt = next((r['target'] for r in trs if r['target']), None)
+        if tgt:
+            met = next((r['meets_target'] for r in trs if r['method'] == 'RIG'), None)
+            if met is None:   # no result with the current defaults yet: say so rather than guess
+                met_text = 'no result with the current defaults yet'
+            lines += ['', f"Target for RIG: final {tgt.get('metric', 'hand_distance').replace('_', ' ')} "
+                          f"<= {tgt.get('max_m', tgt.get('hand_distance_m'))} m after {tgt['steps']} steps within "
+                          f"{tgt['wall_s'] / 60:.0f} min: {'met' if met else 'not met' if met is not None else met_text}."]
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--results', type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    rows = collect(args.results)
+    text = render(rows)
+    (args.results / 'learn_table.md').write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
