@@ -14,8 +14,8 @@ import json
 import sys
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / 'results'
-HEADLINE = {'reach': 'hand_distance', 'push': 'puck_distance', 'door': 'door_angle_error'}
+from bench.bench_learn import HEADLINE, RESULTS
+
 METHODS = [  # (config-stem suffix, mode) -> name, in table order
     ('', 'rig', 'RIG'),
     ('_no_prior', 'rig', 'RIG without VAE-prior relabelling'),

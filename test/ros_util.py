@@ -71,3 +71,16 @@ def spin_until(node, predicate: Callable[[], bool], timeout: float, executor=Non
         else:
             rclpy.spin_once(node, timeout_sec=0.05)
     return predicate()
+
+
+@contextlib.contextmanager
+def rclpy_node(name: str, namespace: str) -> Iterator:
+    """An rclpy node in this test process (rclpy initialised around it), for probing other nodes."""
+    import rclpy
+    rclpy.init()
+    node = rclpy.create_node(name, namespace=namespace)
+    try:
+        yield node
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()

@@ -13,7 +13,7 @@ from std_srvs.srv import Trigger
 
 from rig import qos
 from rig_policy.kinematics import ArmKinematics
-from ros_util import spawn_node
+from ros_util import rclpy_node, spawn_node
 
 pytestmark = pytest.mark.ros
 HOME = np.array([-0.470, -1.735, 2.480, -2.275, -1.590, -1.991])
@@ -21,11 +21,8 @@ HOME = np.array([-0.470, -1.735, 2.480, -2.275, -1.590, -1.991])
 
 @pytest.fixture
 def ros_node():
-    rclpy.init()
-    node = rclpy.create_node('fake_ur', namespace='/homing')
-    yield node
-    node.destroy_node()
-    rclpy.try_shutdown()
+    with rclpy_node('fake_ur', '/homing') as node:
+        yield node
 
 
 def test_home_service_moves_the_arm_home_and_ignores_commands_meanwhile(ros_node, tmp_path):

@@ -10,7 +10,6 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
 from geometry_msgs.msg import TwistStamped
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
@@ -21,7 +20,7 @@ from rig_learn.agent import RIGAgent
 from rig_learn.config import LearnConfig
 from rig_perception.image_msgs import latent_to_msg, msg_to_latent, numpy_to_image
 from rig_trainer.online import TrainerConfig, agent_spec
-from ros_util import node_env, ros_args, spawn_node, spin_until
+from ros_util import node_env, rclpy_node, ros_args, spawn_node, spin_until
 
 pytestmark = pytest.mark.ros
 STARTUP = 40.0
@@ -39,11 +38,8 @@ def make_checkpoint(path, latent_dim=4, task='reach', grad_steps=0):
 
 @pytest.fixture
 def ros_node():
-    rclpy.init()
-    node = rclpy.create_node('graph_test', namespace='/g')
-    yield node
-    node.destroy_node()
-    rclpy.try_shutdown()
+    with rclpy_node('graph_test', '/g') as node:
+        yield node
 
 
 def stamp_of(msg):

@@ -6,7 +6,6 @@ import time
 
 import numpy as np
 import pytest
-import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
@@ -14,18 +13,15 @@ from std_msgs.msg import String
 from rig import qos
 from rig_perception.image_msgs import numpy_to_image
 from rig_trainer.bags import list_closed_bags, read_episodes
-from ros_util import spawn_node, spin_until
+from ros_util import rclpy_node, spawn_node, spin_until
 
 pytestmark = pytest.mark.ros
 
 
 @pytest.fixture
 def ros_node():
-    rclpy.init()
-    node = rclpy.create_node('recorder_test', namespace='/rec')
-    yield node
-    node.destroy_node()
-    rclpy.try_shutdown()
+    with rclpy_node('recorder_test', '/rec') as node:
+        yield node
 
 
 def test_episodes_are_recorded_to_closed_bags_that_read_back(ros_node, tmp_path):

@@ -231,15 +231,18 @@ class RIGAgent:
         m = {}
         for _ in range(steps):
             m = self.vae_trainer.train_step(images[self.rng.integers(0, len(images), v.batch_size)])
-        self.fit_goal_prior(self.encode(images)[0])
+        self._refit_goal_prior(images)
         self.counters['vae_pretrained'] = True
         self.last_metrics.update(m)
         return m
 
-    def fit_goal_prior(self, latent_means: np.ndarray) -> None:
-        """Refit the imagined-goal distribution to these latent means (vae.goal_prior 'fitted')."""
-        if self.cfg.uses_vae and self.cfg.vae.goal_prior == 'fitted':
-            self.featurizer.fit_prior(latent_means)
+    def _refit_goal_prior(self, images: np.ndarray | None = None) -> None:
+        """vae.goal_prior 'fitted': fit imagined goals to the latents of `images`, or of the whole
+        replay buffer (already re-encoded); nothing is encoded for the default N(0, I)."""
+        if not (self.cfg.uses_vae and self.cfg.vae.goal_prior == 'fitted'):
+            return
+        latents = self.encode(images)[0] if images is not None else self.buffer.obs_feat[self.buffer.written]
+        self.featurizer.fit_prior(latents)
 
     def refit_vae(self, steps: int | None = None) -> dict:
         """Online VAE refit on replay images, then re-encode the whole buffer."""
@@ -253,7 +256,7 @@ class RIGAgent:
                 batch = np.concatenate([batch, self.pretrain_images[self.rng.integers(0, len(self.pretrain_images), n_pre)]])
             m = self.vae_trainer.train_step(batch)
         self.buffer.refresh()
-        self.fit_goal_prior(self.buffer.obs_feat[self.buffer.written])
+        self._refit_goal_prior()
         if self._episode_open:   # keep the running episode's features consistent with the new VAE
             self._obs_feat = self.buffer.obs_feat[self.buffer._last].copy()
             self._goal_feat = self.buffer.ep_goal_feat[self.buffer.episode % self.buffer.capacity].copy()
