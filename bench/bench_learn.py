@@ -101,6 +101,7 @@ def main(argv=None) -> int:
         'median_env_steps_per_s': float(np.median([r['env_steps_per_s'] for r in runs])),
         'median_grad_steps_per_s': float(np.median([r['grad_steps_per_s'] for r in runs])),
         'goal_prior': cfg.vae.goal_prior if cfg.uses_vae else None,
+        'relabel': {'own': cfg.relabel.own, 'prior': cfg.relabel.prior, 'future': cfg.relabel.future},
         'command': 'python -m bench.bench_learn ' + ' '.join(argv if argv is not None else sys.argv[1:]),
         'target': TARGETS.get(args.task), 'runs': runs,
         'machine': {'python': sys.version.split()[0], 'platform': platform.platform(), 'torch': torch.__version__,

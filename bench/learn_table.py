@@ -32,11 +32,23 @@ def goal_prior_of(result: dict) -> str | None:
     return prior or 'standard'
 
 
+def relabel_override(result: dict) -> str:
+    """', relabel own/prior/future 10/50/40 %' when the run's command changed the config's fractions."""
+    over = result.get('overrides') or {}
+    if not any(k.startswith('relabel.') for k in over):
+        return ''
+    fr = result.get('relabel') or {k: over.get(f'relabel.{k}') for k in ('own', 'prior', 'future')}
+    if any(fr.get(k) is None for k in ('own', 'prior', 'future')):
+        return ', relabelling changed'
+    prior = 'env goals' if result.get('mode') != 'rig' else 'prior'
+    return f", relabel own/{prior}/future {' / '.join(f'{100 * fr[k]:.0f}' for k in ('own', 'prior', 'future'))} %"
+
+
 def method_of(result: dict) -> tuple[int, str]:
     stem = Path(result.get('config') or f"learn_{result['task']}").stem
     suffix = stem[len(f"learn_{result['task']}"):]
     fitted = goal_prior_of(result) == 'fitted'
-    extra = ', goal prior fitted to the latents' if fitted else ''
+    extra = (', goal prior fitted to the latents' if fitted else '') + relabel_override(result)
     for i, (sfx, mode, name) in enumerate(METHODS):
         if suffix == sfx and result.get('mode') == mode:
             return 2 * i + fitted, name + extra
@@ -62,7 +74,7 @@ def command_of(result: dict, path: Path) -> str:
 
 
 def collect(results_dir: Path = RESULTS) -> list[dict]:
-    best: dict[tuple[str, int], tuple[dict, Path]] = {}
+    best: dict[tuple[str, str], tuple[dict, Path]] = {}
     for path in sorted(results_dir.glob('learn_*.json')):
         try:
             result = json.loads(path.read_text())
@@ -71,12 +83,12 @@ def collect(results_dir: Path = RESULTS) -> list[dict]:
             continue
         if result.get('smoke') or 'runs' not in result:
             continue
-        key = (result['task'], method_of(result)[0])
+        key = (result['task'], method_of(result)[1])
         old = best.get(key)
         if old is None or (len(result['seeds']), result.get('date', '')) > (len(old[0]['seeds']), old[0].get('date', '')):
             best[key] = (result, path)
     rows = []
-    for (task, order), (result, path) in sorted(best.items()):
+    for (task, _), (result, path) in sorted(best.items(), key=lambda kv: (kv[0][0], method_of(kv[1][0]))):
         headline = HEADLINE.get(task, 'hand_distance')
         per_seed = [r.get(f'{headline}_median') for r in result['runs']]
         per_seed = [v for v in per_seed if v is not None]

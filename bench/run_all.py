@@ -3,9 +3,10 @@
     python -m bench.run_all [--skip-learn] [--only SECTION ...]
 
 The learning sections train for a long time (reach: about 20 min for 3 seeds; push: about 1.5 h for
-200k steps) and are not part of CI. The baselines behind bench/results/learn_table.md are separate
-`bench.bench_learn` runs (the commands are in the table); `table` rebuilds it from whatever results
-are there.
+200k steps) and are not part of CI. The baselines behind bench/results/learn_table.md (oracle, HER from
+pixels, RIG without prior relabelling, per task) take hours more, so they run only when asked for:
+`python -m bench.run_all --only baselines table`. `table` rebuilds the table from whatever results are
+there.
 """
 from __future__ import annotations
 
@@ -21,9 +22,19 @@ SECTIONS = [
     ('learn', 'bench.bench_learn', ['--task', 'reach', '--seeds', '0', '1', '2', '--steps', '10000']),
     ('learn_push', 'bench.bench_learn', ['--task', 'push', '--seeds', '0', '--steps', '200000']),
     ('graph', 'bench.bench_graph', []),  # after learn: compares with its fresh results
+    ('baselines', 'bench.bench_learn', []),  # opt-in: the runs in BASELINES, one after another
     ('table', 'bench.learn_table', []),
 ]
-LEARNING = ('learn', 'learn_push')
+LEARNING = ('learn', 'learn_push', 'baselines')
+OPT_IN = ('baselines',)
+
+# The same harness and budget as the RIG rows (reach: 10k steps; push: 200k), one config switch each.
+BASELINES = [
+    [*task, '--config', f'config/learn_{name}_{variant}.yaml', '--tag', f'_{variant}']
+    for name, task in (('reach', ['--task', 'reach', '--seeds', '0', '1', '2', '--steps', '10000']),
+                       ('push', ['--task', 'push', '--seeds', '0', '--steps', '200000']))
+    for variant in ('no_prior', 'oracle', 'her_pixels')
+]
 
 
 def main(argv=None) -> int:
@@ -34,7 +45,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     failed = []
     for name, module_name, section_args in SECTIONS:
-        if args.only and name not in args.only or (args.skip_learn and name in LEARNING):
+        if (args.only and name not in args.only or (args.skip_learn and name in LEARNING)
+                or (not args.only and name in OPT_IN)):
             continue
         try:
             module = importlib.import_module(module_name)
@@ -45,7 +57,10 @@ def main(argv=None) -> int:
         t0 = time.time()
         if args.skip_learn and name == 'graph':
             section_args = section_args + ['--skip-learn']
-        rc = module.main(section_args)
+        if name == 'baselines':
+            rc = max(module.main(list(run_args)) for run_args in BASELINES)
+        else:
+            rc = module.main(section_args)
         print(f'== {name}: done in {time.time() - t0:.0f} s (rc={rc})', flush=True)
         if rc:
             failed.append(name)

@@ -63,3 +63,39 @@ def test_learn_table_picks_the_run_with_most_seeds_and_reads_push_targets(tmp_pa
     other = [r for r in collect(tmp_path) if r['method'] != 'RIG']
     assert other[0]['method'] == 'RIG, goal prior fitted to the latents'
     assert other[0]['command'].endswith('--set vae.goal_prior=fitted')
+
+
+def test_baseline_runs_name_existing_configs_and_parse():
+    """Every opt-in baseline run points at a config that exists and loads, with the mode its tag says."""
+    from pathlib import Path
+
+    from bench.run_all import BASELINES, OPT_IN, SECTIONS
+    from rig_learn.runs import load_config
+    assert 'baselines' in OPT_IN and 'baselines' in {name for name, _, _ in SECTIONS}
+    modes = {'_no_prior': 'rig', '_oracle': 'oracle', '_her_pixels': 'her_pixels'}
+    for run_args in BASELINES:
+        config = Path(__file__).resolve().parents[1] / run_args[run_args.index('--config') + 1]
+        cfg = load_config(path=config)
+        tag = run_args[run_args.index('--tag') + 1]
+        assert cfg.task == run_args[run_args.index('--task') + 1]
+        assert cfg.mode == modes[tag], (config, cfg.mode)
+        if tag == '_no_prior':
+            assert cfg.relabel.prior == 0.0
+
+
+def test_learn_table_keeps_a_relabelling_variant_apart_from_the_config_default(tmp_path):
+    import json
+
+    from bench.learn_table import collect, render
+    base = {'task': 'push', 'mode': 'oracle', 'steps': 200000, 'config': 'config/learn_push_oracle.yaml',
+            'median_env_steps_per_s': 41.0, 'median_grad_steps_per_s': 160.0, 'seeds': [0],
+            'runs': [{'puck_distance_median': 0.09, 'hand_distance_median': 0.03, 'success': 0.3, 'wall_s': 4900}]}
+    (tmp_path / 'learn_push_oracle_oracle.json').write_text(json.dumps(base))
+    variant = {**base, 'overrides': {'relabel.own': 0.1, 'relabel.prior': 0.5, 'relabel.future': 0.4},
+               'relabel': {'own': 0.1, 'prior': 0.5, 'future': 0.4}, 'date': '2026-11-30 00:00:00'}
+    (tmp_path / 'learn_push_oracle_env_goals.json').write_text(json.dumps(variant))
+    rows = collect(tmp_path)
+    assert [r['method'] for r in rows] == [
+        'oracle: state observations, true-distance reward, HER',
+        'oracle: state observations, true-distance reward, HER, relabel own/env goals/future 10 / 50 / 40 %']
+    assert 'relabel own/env goals/future' in render(rows)

@@ -99,8 +99,34 @@ def test_relabel_config_validation():
     from rig.config import ConfigError
     with pytest.raises(ConfigError):
         LearnConfig(relabel=RelabelConfig(own=0.5, prior=0.5, future=0.5))
-    with pytest.raises(ConfigError):
-        LearnConfig(mode='oracle')     # default relabelling samples the VAE prior; oracle has none
+    with pytest.raises(ConfigError):   # the oracle's 'prior' goals come from a bank of env goals
+        LearnConfig(mode='oracle', relabel=RelabelConfig(env_goal_bank=0))
+
+
+@pytest.mark.parametrize('mode', ['oracle', 'her_pixels'])
+def test_baselines_prior_relabelling_draws_env_goals(mode):
+    """For the baselines 'prior' goals are env-sampled goals (rlkit's fraction_goals_env_goals), and
+    their rewards are recomputed against them like every other relabelled goal."""
+    from rig_learn.testing import tiny_config
+    env = make_task_env('toy_reach', seed=0)
+    cfg = tiny_config('toy_reach', mode=mode, **{'relabel.own': 0.1, 'relabel.prior': 0.5, 'relabel.future': 0.4,
+                                                 'relabel.env_goal_bank': 64})
+    agent = RIGAgent.from_config(cfg, env)
+    agent.learn(120)
+    bank = agent.featurizer.goal_bank
+    assert bank.shape == (64, agent.featurizer.goal_dim) and np.isfinite(bank).all()
+    assert len(np.unique(bank, axis=0)) > 32                       # distinct goals, not one repeated
+    b = agent.buffer.sample(4000)
+    src = b['goal_source']
+    assert abs(np.mean(src == PRIOR) - 0.5) < 0.04
+    prior_goals = b['goal'][src == PRIOR]
+    # every prior goal is a row of the bank
+    assert (np.abs(prior_goals[:, None] - bank[None]).max(-1).min(1) < 1e-6).all()
+    nxt = agent.buffer.ach_feat[(b['index'] + 1) % agent.buffer.capacity]
+    nxt_lv = agent.buffer.ach_logvar[(b['index'] + 1) % agent.buffer.capacity]
+    np.testing.assert_allclose(b['reward'], agent.reward(nxt, nxt_lv, b['goal']), rtol=1e-5, atol=1e-5)
+    if mode == 'oracle':   # state goals from the env's goal distribution (not achieved states of the buffer)
+        assert not np.isin(prior_goals[:, 0], agent.buffer.ach_feat[:, 0]).any()
 
 
 def test_reencoding_after_vae_refit_changes_cached_latents(tiny_toy_agent):

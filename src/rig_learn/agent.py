@@ -199,6 +199,15 @@ class RIGAgent:
         img_shape = (self.cfg.image_size, self.cfg.image_size, 3)
         self.buffer = ReplayBuffer(self.cfg.rl.buffer_size, self.featurizer, img_shape, s['state_dim'],
                                    s['goal_state_dim'], s['action_dim'], self.rng, self.cfg.relabel, self.reward)
+        if not self.cfg.uses_vae and self.cfg.relabel.prior > 0 and self.featurizer.goal_bank is None:
+            self._make_goal_bank(self.cfg.relabel.env_goal_bank)
+
+    def _make_goal_bank(self, n: int) -> None:
+        """Baselines' 'prior' relabelling: features of n goals from env.sample_goal(), drawn once
+        with their own generator (so the rest of the run's random stream is unchanged)."""
+        rng = np.random.default_rng([self.cfg.seed, 104729])
+        goals = [unwrapped_call(self.env, 'sample_goal', rng) for _ in range(int(n))]
+        self.featurizer.set_goal_bank(np.stack([self.goal_features(g) for g in goals]))
 
     def collect_vae_images(self, n: int, kind: str | None = None) -> np.ndarray:
         """Images for VAE pretraining: random-action rollouts ('random'), env goal images

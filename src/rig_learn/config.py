@@ -78,13 +78,17 @@ class RLConfig:
 class RelabelConfig:
     """Replay relabelling distribution: fixed configuration, independent of what the collector did.
 
-    own: the goal the episode was collected with; prior: fresh samples from the VAE goal prior
-    (VAEConfig.goal_prior; RIG only);
+    own: the goal the episode was collected with; prior: fresh goals from the learner's goal
+    distribution: for RIG samples of the VAE goal prior (VAEConfig.goal_prior), for the oracle and
+    HER-from-pixels baselines goals drawn from the environment's own goal distribution (a bank of
+    `env_goal_bank` goals sampled once with env.sample_goal(); rlkit's fraction_goals_env_goals with
+    presampled goals);
     future: an achieved state later in the same episode (HER 'future').
     """
     own: float = 0.1
     prior: float = 0.5
     future: float = 0.4
+    env_goal_bank: int = 1000
 
 
 @dataclass
@@ -139,8 +143,8 @@ class LearnConfig:
         fr = self.relabel
         if min(fr.own, fr.prior, fr.future) < 0 or abs(fr.own + fr.prior + fr.future - 1.0) > 1e-6:
             raise ConfigError(f'relabel fractions must be >= 0 and sum to 1, got {fr}')
-        if self.mode != 'rig' and fr.prior > 0:
-            raise ConfigError(f'relabel.prior > 0 needs a latent prior (mode rig); mode is {self.mode!r}')
+        if self.mode != 'rig' and fr.prior > 0 and fr.env_goal_bank < 1:
+            raise ConfigError(f'relabel.prior > 0 in mode {self.mode!r} draws env goals: relabel.env_goal_bank must be >= 1')
         sched = tuple(tuple(int(v) for v in s) for s in self.vae.refit_schedule)
         if any(len(s) != 2 or s[1] <= 0 for s in sched):
             raise ConfigError('vae.refit_schedule: list of [from_env_step, every_n_env_steps], every > 0')

@@ -23,9 +23,25 @@ def _pool(images, k: int) -> np.ndarray:
 
 class Featurizer:
     needs_images = True
-    has_prior = False
     shared = True              # observation features == achieved-goal features
     obs_dim = goal_dim = 0
+    goal_bank: np.ndarray | None = None   # features of env-sampled goals ('prior' relabelling, baselines)
+
+    @property
+    def has_prior(self) -> bool:
+        return self.goal_bank is not None
+
+    def sample_prior(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """Fresh goals for the baselines: rows of the bank of env-sampled goal features."""
+        if self.goal_bank is None:
+            raise RuntimeError('no goal distribution to sample: set_goal_bank() first')
+        return self.goal_bank[rng.integers(0, len(self.goal_bank), n)].copy()
+
+    def set_goal_bank(self, goal_features: np.ndarray) -> None:
+        bank = np.asarray(goal_features, np.float32).reshape(-1, self.goal_dim)
+        if not len(bank) or not np.all(np.isfinite(bank)):
+            raise ValueError('goal bank must hold at least one finite goal')
+        self.goal_bank = bank
 
     def obs(self, images, states):
         raise NotImplementedError
@@ -44,7 +60,7 @@ def _batch(images) -> np.ndarray:
 
 
 class VAEFeaturizer(Featurizer):
-    has_prior = True
+    has_prior = True           # the VAE's goal prior (a class attribute overrides the bank property)
 
     def __init__(self, vae: ConvVAE):
         self.vae = vae

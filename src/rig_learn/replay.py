@@ -8,7 +8,8 @@ pooled pixels) are cached per slot and per episode goal, and recomputed by `refr
 VAE refit: the stored truth is always the images.
 
 Relabelling (`sample`) follows the fixed `RelabelConfig` fractions, never the collector's state:
-own goal / a fresh sample from the VAE goal prior / a future achieved frame of the same episode; the reward
+own goal / a fresh goal from the featurizer's goal distribution (RIG: the VAE goal prior; the baselines:
+a bank of env-sampled goals) / a future achieved frame of the same episode; the reward
 is recomputed for the chosen goal from the cached features of the next frame.
 """
 from __future__ import annotations
