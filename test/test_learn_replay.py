@@ -19,7 +19,6 @@ def tiny_toy_agent():
 class VecFeaturizer(Featurizer):
     """Features = the stored 'achieved' vector; a prior to sample from."""
     needs_images = False
-    has_prior = True
 
     def __init__(self, d):
         self.obs_dim = self.goal_dim = d

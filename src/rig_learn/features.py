@@ -27,10 +27,6 @@ class Featurizer:
     obs_dim = goal_dim = 0
     goal_bank: np.ndarray | None = None   # features of env-sampled goals ('prior' relabelling, baselines)
 
-    @property
-    def has_prior(self) -> bool:
-        return self.goal_bank is not None
-
     def sample_prior(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Fresh goals for the baselines: rows of the bank of env-sampled goal features."""
         if self.goal_bank is None:
@@ -60,8 +56,6 @@ def _batch(images) -> np.ndarray:
 
 
 class VAEFeaturizer(Featurizer):
-    has_prior = True           # the VAE's goal prior (a class attribute overrides the bank property)
-
     def __init__(self, vae: ConvVAE):
         self.vae = vae
         self.obs_dim = self.goal_dim = vae.latent_dim
