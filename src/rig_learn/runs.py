@@ -12,6 +12,8 @@ from rig.config import load_yaml, to_dict
 
 from .config import LearnConfig
 
+REPO_CONFIG = Path(__file__).resolve().parents[2] / 'config'
+
 
 def _success_m(task: str) -> float | None:
     """The task's success distance (rig_sim tasks; marked on goal maps), or None."""
@@ -20,8 +22,6 @@ def _success_m(task: str) -> float | None:
     except ImportError:
         return None
     return {'reach': HAND_SUCCESS_DISTANCE, 'push': PUCK_SUCCESS_DISTANCE}.get(task)
-
-REPO_CONFIG = Path(__file__).resolve().parents[2] / 'config'
 
 
 def config_path_for(task: str, mode_suffix: str = '') -> Path | None:
