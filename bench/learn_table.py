@@ -5,7 +5,9 @@
 Each `bench.bench_learn` run writes one JSON; this collects them (smoke runs left out) into
 bench/results/learn_table.md, one row per task and method, with the command that reproduces it.
 Where several results exist for one task and method, the one with the most seeds (then the latest)
-is shown.
+is shown. Each task's table ends with a "do nothing" row, the final distances of a policy that never
+moves, on the same evaluation goals: the scale against which a result means anything (on push, a
+puck left at its start is already within some goals' success radius).
 """
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import argparse
 import json
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from bench.bench_learn import HEADLINE, RESULTS
 
@@ -73,6 +77,33 @@ def command_of(result: dict, path: Path) -> str:
     return cmd
 
 
+def do_nothing_row(task: str, n_goals: int = 50) -> dict | None:
+    """Final distances if the hand stays home (and the puck at its start) on the evaluation goals.
+
+    The goals are the ones rig_learn.evaluate draws: EvalConfig.seed's generator passed to
+    sample_goal_state in turn (env.sample_goal draws nothing else from it).
+    """
+    from rig_learn.config import EvalConfig
+    from rig_sim.tasks import PUCK_SUCCESS_DISTANCE, HAND_SUCCESS_DISTANCE, REGION_CENTRE, TASK_SPECS, sample_goal_state
+    if task not in ('reach', 'push'):
+        return None
+    rng = np.random.default_rng(EvalConfig.seed)
+    goals = np.array([sample_goal_state(task, rng) for _ in range(n_goals)])
+    hand = np.linalg.norm(goals[:, :3] - np.array(TASK_SPECS[task].hand_home), axis=1)
+    if task == 'reach':
+        final, success = hand, hand < HAND_SUCCESS_DISTANCE
+    else:
+        final = np.linalg.norm(goals[:, 3:5] - np.array(REGION_CENTRE), axis=1)
+        success = final < PUCK_SUCCESS_DISTANCE
+    median = float(np.median(final))
+    still = 'hand stays home' + (', puck at its start' if task == 'push' else '')
+    return {'task': task, 'method': f'do nothing ({still}): the scale',
+            'steps': 0, 'seeds': [], 'headline': HEADLINE.get(task, 'hand_distance'), 'median': median,
+            'per_seed': [median], 'hand_per_seed': [float(np.median(hand))] if task == 'push' else [],
+            'success': [float(np.mean(success))], 'wall_s': [], 'env_steps_per_s': None, 'grad_steps_per_s': None,
+            'target': None, 'meets_target': None, 'command': 'python -m bench.learn_table', 'file': None}
+
+
 def collect(results_dir: Path = RESULTS) -> list[dict]:
     best: dict[tuple[str, str], tuple[dict, Path]] = {}
     for path in sorted(results_dir.glob('learn_*.json')):
@@ -104,6 +135,10 @@ def collect(results_dir: Path = RESULTS) -> list[dict]:
             'target': result.get('target'), 'meets_target': result.get('meets_target'),
             'command': command_of(result, path), 'file': path.name,
         })
+    for task in sorted({r['task'] for r in rows}):
+        reference = do_nothing_row(task)
+        if reference is not None:
+            rows.append(reference)
     return rows
 
 
@@ -123,10 +158,10 @@ def render(rows: list[dict]) -> str:
             if r['hand_per_seed']:
                 per += ' (hand ' + ' / '.join(map(f, r['hand_per_seed'])) + ')'
             succ = ' / '.join(f'{s:.2f}' for s in r['success'] if s is not None)
-            wall = ' / '.join(f'{w / 60:.1f} min' for w in r['wall_s'])
+            wall = ' / '.join(f'{w / 60:.1f} min' for w in r['wall_s']) or '-'
             speed = (f"{r['env_steps_per_s']:.0f} / {r['grad_steps_per_s']:.0f}"
                      if r['env_steps_per_s'] is not None else '-')
-            lines.append(f"| {r['method']} | {r['steps']} | {len(r['seeds'])} | "
+            lines.append(f"| {r['method']} | {r['steps']} | {len(r['seeds']) or '-'} | "
                          f"{f(r['median']) if r['median'] is not None else '-'} | {per} | {succ} | {wall} | {speed} | `{r['command']}` |")
         tgt = next((r['target'] for r in trs if r['target']), None)
         if tgt:

@@ -2,6 +2,7 @@
 import importlib
 import inspect
 
+import numpy as np
 import pytest
 
 from bench.run_all import SECTIONS
@@ -53,14 +54,15 @@ def test_learn_table_picks_the_run_with_most_seeds_and_reads_push_targets(tmp_pa
     (tmp_path / 'learn_push_3.json').write_text(json.dumps({**base, 'seeds': [0, 1, 2], 'meets_target': False,
                                                              'runs': [run(0.05), run(0.09), run(0.07)]}))
     (tmp_path / 'learn_push_smoke.json').write_text(json.dumps({**base, 'seeds': [0, 1, 2, 3], 'smoke': True, 'runs': []}))
-    (rows,) = collect(tmp_path)
+    rows, reference = collect(tmp_path)   # the run with most seeds, then the "do nothing" scale
+    assert reference['file'] is None and reference['method'].startswith('do nothing')
     assert rows['per_seed'] == [0.05, 0.09, 0.07] and rows['median'] == 0.07
-    text = render([rows])
+    text = render([rows, reference])
     assert 'final puck distance' in text and 'not met' in text and '--tag _3' in text
     assert rows['method'] == 'RIG'
     (tmp_path / 'learn_push_fitted.json').write_text(json.dumps({**base, 'goal_prior': 'fitted', 'seeds': [0, 1, 2, 4],
                                                                   'runs': [run(0.1)] * 4}))
-    other = [r for r in collect(tmp_path) if r['method'] != 'RIG']
+    other = [r for r in collect(tmp_path) if r['method'] != 'RIG' and r['file']]
     assert other[0]['method'] == 'RIG, goal prior fitted to the latents'
     assert other[0]['command'].endswith('--set vae.goal_prior=fitted')
 
@@ -94,8 +96,30 @@ def test_learn_table_keeps_a_relabelling_variant_apart_from_the_config_default(t
     variant = {**base, 'overrides': {'relabel.own': 0.1, 'relabel.prior': 0.5, 'relabel.future': 0.4},
                'relabel': {'own': 0.1, 'prior': 0.5, 'future': 0.4}, 'date': '2026-11-30 00:00:00'}
     (tmp_path / 'learn_push_oracle_env_goals.json').write_text(json.dumps(variant))
-    rows = collect(tmp_path)
+    rows = [r for r in collect(tmp_path) if r['file']]
     assert [r['method'] for r in rows] == [
         'oracle: state observations, true-distance reward, HER',
         'oracle: state observations, true-distance reward, HER, relabel own/env goals/future 10 / 50 / 40 %']
     assert 'relabel own/env goals/future' in render(rows)
+
+
+@pytest.mark.parametrize('task', ['reach', 'push'])
+def test_learn_table_do_nothing_row_matches_a_motionless_policy_on_the_eval_goals(task):
+    """The table's scale row: what rig_learn.evaluate reports for a policy that never moves."""
+    from bench.learn_table import do_nothing_row
+    from rig_learn.config import EvalConfig
+    from rig_learn.evaluate import evaluate
+    from rig_sim import make_env
+    n = 4
+    env = make_env(task=task)
+    try:
+        res = evaluate(None, env, n_goals=n, seed=EvalConfig.seed,
+                       policy=lambda obs, goal: np.zeros(2, np.float32))
+    finally:
+        env.close()
+    row = do_nothing_row(task, n_goals=n)
+    final = res.puck_distance if task == 'push' else res.hand_distance
+    assert row['median'] == pytest.approx(float(np.median(final)), abs=2e-3)
+    assert row['success'] == [pytest.approx(float(np.mean(res.success)))]
+    if task == 'push':
+        assert row['hand_per_seed'] == [pytest.approx(float(np.median(res.hand_distance)), abs=2e-3)]

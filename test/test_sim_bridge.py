@@ -93,11 +93,11 @@ def test_commands_move_the_hand_in_pose_and_image(lockstep_bridge):
     client.step()
     start = client.ee()
     image_before = image_to_numpy(client.images[-1]).astype(int)
-    for _ in range(10):
-        client.step(0.2, 0.0, 0.0)  # 0.2 m/s at 20 Hz: 1 cm per step
+    for _ in range(10):   # towards the robot, inside push's 10 cm deep hand box
+        client.step(-0.08, 0.0, 0.0)  # 0.08 m/s at 20 Hz: 4 mm per step
     moved = client.ee() - start
-    assert 0.05 < moved[0] < 0.12, moved
-    assert abs(moved[1]) < 0.02
+    assert 0.03 < -moved[0] < 0.045, moved
+    assert abs(moved[1]) < 0.005
     image_after = image_to_numpy(client.images[-1]).astype(int)
     assert image_after.shape == (48, 48, 3)
     assert image_after.std() > 5, 'blank frame'
@@ -118,16 +118,16 @@ def test_bad_commands_are_rejected_not_fatal(lockstep_bridge):
     assert proc.poll() is None
     # Over the limit but sane: clipped (0.6 m/s, and the scene's 2 cm per step), not rejected.
     before = client.ee()
-    client.step(0.0, 1.0, 0.0)
-    dy = client.ee()[1] - before[1]
-    assert 0.01 < dy <= 0.0205, dy
+    client.step(1.0, 0.0, 0.0)
+    dx = client.ee()[0] - before[0]
+    assert 0.01 < dx <= 0.0205, dx
     assert 'rejected' in log.read_text()
 
 
 def test_reset_and_goal_image_services(lockstep_bridge):
     client, proc, log = lockstep_bridge
     for _ in range(5):
-        client.step(0.0, -0.3, 0.0)
+        client.step(0.3, 0.0, 0.0)
     moved = client.ee()
     result = client.call(client.reset_cli)
     assert result.success

@@ -6,7 +6,8 @@ import pytest
 from rig_sim import TASKS, make_env
 from rig_sim.envs import GYM_IDS
 from rig_sim.tasks import (DOOR_GOAL_ANGLE_RANGE, GOAL_REGION_HIGH, GOAL_REGION_LOW,
-                           PLANAR_HAND_Z)
+                           HAND_TIP_RADIUS, PLANAR_HAND_Z, PUCK_RADIUS, PUSH_HAND_HIGH,
+                           PUSH_HAND_LOW, PUSH_PUCK_GOAL_HIGH, PUSH_PUCK_GOAL_LOW)
 
 ACTION_DIMS = {'reach': 2, 'push': 2, 'door': 3}
 TASK_METRICS = {'reach': set(), 'push': {'puck_distance'}, 'door': {'door_angle_error'}}
@@ -55,13 +56,23 @@ def test_goals_are_in_the_goal_region(envs, task):
         assert states[:, 3].min() >= DOOR_GOAL_ANGLE_RANGE[0]
         assert states[:, 3].max() <= DOOR_GOAL_ANGLE_RANGE[1]
         assert np.ptp(states[:, 3]) > 0.6
-    else:
-        for xy in ([states[:, 0:2]] + ([states[:, 3:5]] if task == 'push' else [])):
-            assert np.all(xy >= GOAL_REGION_LOW) and np.all(xy <= GOAL_REGION_HIGH)
-            assert np.all(np.ptp(xy, axis=0) > [0.15, 0.3])   # spread over the 0.2 x 0.4 region
+    elif task == 'reach':
+        xy = states[:, 0:2]
+        assert np.all(xy >= GOAL_REGION_LOW) and np.all(xy <= GOAL_REGION_HIGH)
+        assert np.all(np.ptp(xy, axis=0) > [0.15, 0.3])   # spread over the 0.2 x 0.4 region
+    else:   # push: hand goals in the hand box, puck goals in their region, never overlapping
+        hand, puck = states[:, 0:2], states[:, 3:5]
+        assert np.all(hand >= PUSH_HAND_LOW) and np.all(hand <= PUSH_HAND_HIGH)
+        assert np.all(np.ptp(hand, axis=0) > [0.08, 0.16])   # spread over the 0.1 x 0.2 box
+        assert np.all(puck >= PUSH_PUCK_GOAL_LOW) and np.all(puck <= PUSH_PUCK_GOAL_HIGH)
+        assert np.all(np.ptp(puck, axis=0) > [0.15, 0.24])   # spread over the 0.2 x 0.3 region
+        assert np.linalg.norm(hand - puck, axis=1).min() > PUCK_RADIUS + HAND_TIP_RADIUS
+        # The hand can reach behind a puck anywhere in the puck goal region to push it there.
+        contact = PUCK_RADIUS + HAND_TIP_RADIUS
+        assert np.all(np.add(PUSH_PUCK_GOAL_LOW, contact) >= PUSH_HAND_LOW)
+        assert np.all(np.subtract(PUSH_PUCK_GOAL_HIGH, contact) <= PUSH_HAND_HIGH)
+    if task != 'door':
         assert np.all(states[:, 2] == PLANAR_HAND_Z)
-    if task == 'push':   # hand and puck never overlap in a goal
-        assert np.linalg.norm(states[:, 0:2] - states[:, 3:5], axis=1).min() > 0.06
 
 
 @pytest.mark.parametrize('task', TASKS)

@@ -133,11 +133,11 @@ def test_driving_the_hand_into_the_puck_moves_it(scenes, arm):
     scene = scenes['push', arm]
     scene.reset()
     puck_start = scene.state()[3:5].copy()
-    for _ in range(10):   # hand starts 10 cm in front of the puck; push it forwards
-        scene.move_ee(np.array([0.02, 0.0, 0.0]))
+    for _ in range(10):   # hand starts 9 cm to the puck's -y side; push it sideways (+y)
+        scene.move_ee(np.array([0.0, 0.02, 0.0]))
     puck = scene.state()[3:5]
-    assert puck[0] - puck_start[0] > 0.05
-    assert abs(puck[1] - puck_start[1]) < 0.03
+    assert puck[1] - puck_start[1] > 0.05
+    assert abs(puck[0] - puck_start[0]) < 0.03
 
 
 def drive_to(scene, target, steps):
