@@ -28,6 +28,10 @@ METHODS = [  # (config-stem suffix, mode) -> name, in table order
 ]
 
 
+PRIOR_NAMES = {'standard': '', 'fitted': ', goal prior fitted to the latents',
+               'data': ', goal prior: latents of seen images'}   # vae.goal_prior -> name suffix
+
+
 def goal_prior_of(result: dict) -> str | None:
     """Where imagined goals came from (vae.goal_prior); results written before it existed used N(0, I)."""
     if result.get('mode') != 'rig':
@@ -51,12 +55,13 @@ def relabel_override(result: dict) -> str:
 def method_of(result: dict) -> tuple[int, str]:
     stem = Path(result.get('config') or f"learn_{result['task']}").stem
     suffix = stem[len(f"learn_{result['task']}"):]
-    fitted = goal_prior_of(result) == 'fitted'
-    extra = (', goal prior fitted to the latents' if fitted else '') + relabel_override(result)
+    prior = goal_prior_of(result) or 'standard'
+    extra = PRIOR_NAMES.get(prior, f', goal prior {prior}') + relabel_override(result)
+    order = list(PRIOR_NAMES).index(prior) if prior in PRIOR_NAMES else len(PRIOR_NAMES)
     for i, (sfx, mode, name) in enumerate(METHODS):
         if suffix == sfx and result.get('mode') == mode:
-            return 2 * i + fitted, name + extra
-    return 2 * len(METHODS), f"{result.get('mode')} ({stem}){extra}"
+            return (len(PRIOR_NAMES) + 1) * i + order, name + extra
+    return (len(PRIOR_NAMES) + 1) * len(METHODS), f"{result.get('mode')} ({stem}){extra}"
 
 
 def command_of(result: dict, path: Path) -> str:
@@ -72,8 +77,8 @@ def command_of(result: dict, path: Path) -> str:
     tag = path.stem[len(stem):]
     if tag:
         cmd += f' --tag {tag}'
-    if goal_prior_of(result) == 'fitted':
-        cmd += ' --set vae.goal_prior=fitted'
+    if goal_prior_of(result) not in (None, 'standard'):
+        cmd += f' --set vae.goal_prior={goal_prior_of(result)}'
     return cmd
 
 

@@ -118,13 +118,19 @@ def test_save_is_atomic_and_overwrites(trained, tmp_path, monkeypatch):
     agent.counters['env_steps'] -= 1
 
 
-def test_goal_prior_travels_in_the_checkpoint(tmp_path):
+@pytest.mark.parametrize('prior', ['fitted', 'data'])
+def test_goal_prior_travels_in_the_checkpoint(tmp_path, prior):
     torch.set_num_threads(1)
-    agent = RIGAgent.from_config(tiny_config(**{'vae.goal_prior': 'fitted'}), make_task_env('toy_reach', seed=0))
+    agent = RIGAgent.from_config(tiny_config(**{'vae.goal_prior': prior}), make_task_env('toy_reach', seed=0))
     agent.learn(60)
     agent.save(tmp_path / 'ck')
     loaded = RIGAgent.load(tmp_path / 'ck')
-    assert not np.allclose(agent.vae.goal_prior_std.numpy(), 1.0)
+    if prior == 'fitted':
+        assert not np.allclose(agent.vae.goal_prior_std.numpy(), 1.0)
+        assert len(loaded.vae.goal_bank) == 0
+    else:
+        assert len(agent.vae.goal_bank) > 10
+        np.testing.assert_array_equal(loaded.vae.goal_bank.numpy(), agent.vae.goal_bank.numpy())
     np.testing.assert_array_equal(loaded.vae.goal_prior_mean.numpy(), agent.vae.goal_prior_mean.numpy())
     np.testing.assert_array_equal(loaded.vae.goal_prior_std.numpy(), agent.vae.goal_prior_std.numpy())
     rng_a, rng_b = np.random.default_rng(5), np.random.default_rng(5)
@@ -140,7 +146,7 @@ def test_checkpoint_without_goal_prior_loads_with_the_standard_normal(trained, t
     old = tmp_path / 'old'
     shutil.copytree(path, old)
     blob = torch.load(old / 'vae.pt', weights_only=False)
-    for key in ('goal_prior_mean', 'goal_prior_std'):
+    for key in ('goal_prior_mean', 'goal_prior_std', 'goal_bank'):
         del blob['vae'][key]
     torch.save(blob, old / 'vae.pt')
     manifest = json.loads((old / 'manifest.json').read_text())
@@ -149,3 +155,4 @@ def test_checkpoint_without_goal_prior_loads_with_the_standard_normal(trained, t
     loaded = RIGAgent.load(old)
     np.testing.assert_array_equal(loaded.vae.goal_prior_mean.numpy(), 0.0)
     np.testing.assert_array_equal(loaded.vae.goal_prior_std.numpy(), 1.0)
+    assert len(loaded.vae.goal_bank) == 0

@@ -167,6 +167,35 @@ def test_fitted_goal_prior_follows_the_buffer_latents_after_each_refit():
     assert abs(prior_goals.mean(0) - mean).max() < 0.2 * std.max() + 1e-3
 
 
+def test_data_goal_prior_draws_latents_of_seen_images_after_each_refit():
+    """vae.goal_prior 'data': imagined goals are latent means of pretraining and buffer images under
+    the current encoder (re-encoded after every refit), subsampled to vae.goal_bank_size."""
+    torch.set_num_threads(1)
+    from rig_learn.testing import tiny_config
+    agent = RIGAgent.from_config(tiny_config(**{'vae.goal_prior': 'data', 'vae.goal_bank_size': 64}),
+                                 make_task_env('toy_reach', seed=0))
+    agent.learn(120)
+    buf = agent.buffer
+    stale = np.concatenate([buf.obs_feat[buf.written], agent.encode(agent.pretrain_images)[0]])
+    agent.refit_vae(steps=5)
+    seen = np.concatenate([buf.obs_feat[buf.written], agent.encode(agent.pretrain_images)[0]])
+    bank = agent.vae.goal_bank.numpy()
+    assert bank.shape == (64, agent.cfg.vae.latent_dim) and len(seen) > 64
+    # every bank row is the current latent of some seen image (not a stale pre-refit latent)
+    dist = np.linalg.norm(bank[:, None] - seen[None], axis=2).min(1)
+    assert dist.max() < 1e-4
+    assert np.median(np.linalg.norm(bank[:, None] - stale[None], axis=2).min(1)) > 1e-4
+    goals = agent.featurizer.sample_prior(np.random.default_rng(0), 500)
+    assert np.linalg.norm(goals[:, None] - bank[None], axis=2).min(1).max() < 1e-6
+    assert len(np.unique(goals, axis=0)) > 40            # drawn across the bank, not one row
+    np.testing.assert_array_equal(agent.vae.goal_prior_std.numpy(), 1.0)   # the Gaussian is unused
+    # prior relabelling draws from the bank too
+    batch = buf.sample(2000)
+    prior_goals = batch['goal'][batch['goal_source'] == PRIOR]
+    assert len(prior_goals) > 100
+    assert np.linalg.norm(prior_goals[:, None] - bank[None], axis=2).min(1).max() < 1e-5
+
+
 def test_standard_goal_prior_stays_unit_normal(tiny_toy_agent):
     torch.set_num_threads(1)
     from rig_learn.testing import tiny_config

@@ -247,11 +247,20 @@ class RIGAgent:
 
     def _refit_goal_prior(self, images: np.ndarray | None = None) -> None:
         """vae.goal_prior 'fitted': fit imagined goals to the latents of `images`, or of the whole
-        replay buffer (already re-encoded); nothing is encoded for the default N(0, I)."""
-        if not (self.cfg.uses_vae and self.cfg.vae.goal_prior == 'fitted'):
+        replay buffer (already re-encoded). 'data': keep latents of the pretraining images and the
+        buffer as the goal bank. Nothing is encoded for the default N(0, I)."""
+        prior = self.cfg.vae.goal_prior if self.cfg.uses_vae else 'standard'
+        if prior == 'standard':
             return
-        latents = self.encode(images)[0] if images is not None else self.buffer.obs_feat[self.buffer.written]
-        self.featurizer.fit_prior(latents)
+        if prior == 'fitted':
+            latents = self.encode(images)[0] if images is not None else self.buffer.obs_feat[self.buffer.written]
+            self.featurizer.fit_prior(latents)
+            return
+        parts = [self.buffer.obs_feat[self.buffer.written]] if images is None else []
+        seen = images if images is not None else self.pretrain_images
+        if seen is not None:
+            parts.append(self.encode(seen)[0])
+        self.featurizer.set_prior_bank(np.concatenate(parts), self.cfg.vae.goal_bank_size, self.rng)
 
     def refit_vae(self, steps: int | None = None) -> dict:
         """Online VAE refit on replay images, then re-encode the whole buffer."""
@@ -399,8 +408,9 @@ class RIGAgent:
                 agent.learner.load_extra_state(data['policy']['extra'])
             if agent.vae is not None:
                 vae_state = dict(data['vae']['vae'])
-                for key in ('goal_prior_mean', 'goal_prior_std'):   # checkpoints from before the fitted prior
+                for key in ('goal_prior_mean', 'goal_prior_std', 'goal_bank'):   # checkpoints from before these priors
                     vae_state.setdefault(key, getattr(agent.vae, key))
+                agent.vae.goal_bank = torch.empty_like(vae_state['goal_bank'], device=agent.vae.goal_prior_mean.device)   # its row count varies
                 agent.vae.load_state_dict(vae_state)
                 agent.vae_trainer.opt.load_state_dict(data['vae']['opt'])
         except (KeyError, RuntimeError, ValueError) as exc:

@@ -46,8 +46,12 @@ class VAEConfig:
     # does (vae.dist_mu / dist_std). 'fitted' keeps imagined goals where the robot has already been,
     # and so explores less: on the 2,000-step reach run of test_learn_e2e it ended at 0.109 / 0.179 m
     # (seeds 0 / 1) against 0.064 / 0.055 m with N(0, I); over 3 seeds x 10k steps the two were
-    # within seed noise (bench/results/learn_table.md).
+    # within seed noise (bench/results/learn_table.md). 'data': latent means of images seen so far
+    # (the pretraining set and the replay buffer, re-encoded after every refit), a sample of the
+    # VAE's aggregate posterior, which N(0, I) only approximates: imagined goals that some image
+    # has, without a Gaussian's off-manifold combinations (Skew-Fit's buffer sampling with alpha = 0).
     goal_prior: str = 'standard'
+    goal_bank_size: int = 4096      # goal_prior 'data': latents kept (a uniform subsample)
 
 
 @dataclass
@@ -128,8 +132,10 @@ class LearnConfig:
             raise ConfigError(f'mode must be one of {MODES}, got {self.mode!r}')
         if self.vae.arch not in ('conv48', 'conv84'):
             raise ConfigError(f'vae.arch must be conv48 or conv84, got {self.vae.arch!r}')
-        if self.vae.goal_prior not in ('fitted', 'standard'):
-            raise ConfigError(f'vae.goal_prior must be fitted or standard, got {self.vae.goal_prior!r}')
+        if self.vae.goal_prior not in ('data', 'fitted', 'standard'):
+            raise ConfigError(f'vae.goal_prior must be data, fitted or standard, got {self.vae.goal_prior!r}')
+        if self.vae.goal_bank_size < 1:
+            raise ConfigError(f'vae.goal_bank_size must be >= 1, got {self.vae.goal_bank_size}')
         if self.vae.decoder not in ('gaussian', 'bernoulli'):
             raise ConfigError(f'vae.decoder must be gaussian or bernoulli, got {self.vae.decoder!r}')
         if self.vae.pretrain_dataset not in ('random', 'goals', 'mixed'):

@@ -70,7 +70,11 @@ class VAEFeaturizer(Featurizer):
         return encode_images(self.vae, _batch(images))[0]
 
     def sample_prior(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Imagined goals: N(goal_prior_mean, diag(goal_prior_std^2)); N(0, I) unless fitted."""
+        """Imagined goals: rows of the VAE's goal bank where it has one (goal_prior 'data'), else
+        N(goal_prior_mean, diag(goal_prior_std^2)), which is N(0, I) unless fitted."""
+        if len(self.vae.goal_bank):
+            bank = self.vae.goal_bank.detach().cpu().numpy()
+            return bank[rng.integers(0, len(bank), n)].astype(np.float32)
         mean = self.vae.goal_prior_mean.detach().cpu().numpy()
         std = self.vae.goal_prior_std.detach().cpu().numpy()
         return (mean + std * rng.standard_normal((n, self.goal_dim))).astype(np.float32)
@@ -85,6 +89,17 @@ class VAEFeaturizer(Featurizer):
         dev = self.vae.goal_prior_mean.device
         self.vae.goal_prior_mean.copy_(torch.as_tensor(z.mean(0), dtype=torch.float32, device=dev))
         self.vae.goal_prior_std.copy_(torch.as_tensor(np.maximum(z.std(0), min_std), dtype=torch.float32, device=dev))
+
+    def set_prior_bank(self, latent_means: np.ndarray, size: int, rng: np.random.Generator) -> None:
+        """goal_prior 'data': keep a uniform subsample of `size` latent means as the goal bank."""
+        z = np.asarray(latent_means, np.float32).reshape(-1, self.goal_dim)
+        z = z[np.all(np.isfinite(z), axis=1)]
+        if not len(z):
+            return
+        if len(z) > size:
+            z = z[rng.choice(len(z), size, replace=False)]
+        import torch
+        self.vae.goal_bank = torch.as_tensor(z, device=self.vae.goal_prior_mean.device)
 
     def decode(self, z) -> np.ndarray:
         return decode_latents(self.vae, z)

@@ -63,6 +63,8 @@ class ConvVAE(nn.Module):
         # they travel in the checkpoint with the weights they describe.
         self.register_buffer('goal_prior_mean', torch.zeros(latent_dim))
         self.register_buffer('goal_prior_std', torch.ones(latent_dim))
+        # goal_prior 'data': latent means of images seen (rows); empty for the other priors.
+        self.register_buffer('goal_bank', torch.zeros(0, latent_dim))
 
     def encode_tensor(self, x: torch.Tensor):
         h = self.encoder(x)

@@ -4,8 +4,8 @@ Operator mode (default): the goal is the operator's (`rig/goal_image` -> encoder
 the policy acts without noise for `operator_steps` steps per goal, sends one zero command, and then
 stays silent until the next goal (the safety filter's watchdog keeps the arm stopped).
 Practice mode (`rig/practice` SetBool): the robot practises on its own. Each episode samples an
-*imagined* goal from the checkpoint's VAE goal prior (the Gaussian fitted to the latents the
-trainer has seen, or N(0, I); see VAEConfig.goal_prior), acts with exploration noise for
+*imagined* goal from the checkpoint's VAE goal prior (N(0, I), a Gaussian fitted to the latents
+the trainer has seen, or those latents themselves; see VAEConfig.goal_prior), acts with exploration noise for
 `episode_length` steps, announces start/end on `rig/episode` (with the goal latent, so the trainer
 can relabel with it), and resets: `sim/reset` in simulation, or a home-pose command on a robot (`reset_service` empty).
 
