@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -67,14 +68,17 @@ def main(argv=None) -> int:
     tag = args.tag or ('_smoke' if args.smoke else '')
     RESULTS.mkdir(parents=True, exist_ok=True)
     runs, curves = [], {}
+    stem = (Path(config).stem if config else f'learn_{args.task}') + tag
     for seed in args.seeds:
         cfg = load_config(args.task, config, seed=seed, **overrides)
-        out = RESULTS / 'runs' / f"{Path(config).stem if config else 'learn_' + args.task}{tag}_s{seed}"
+        out = RESULTS / 'runs' / f'{stem}_s{seed}'
         t0 = time.perf_counter()
         s = train_run(cfg, args.steps, out, progress=args.progress)
         wall = time.perf_counter() - t0
         from rig_learn.runs import read_metrics
         curves[f'seed {seed}'] = read_metrics(out / 'metrics.jsonl')
+        if (out / 'goal_map.png').exists():   # where the policy fails, next to the curves (run dirs are not kept)
+            shutil.copyfile(out / 'goal_map.png', RESULTS / f'{stem}_goal_map_s{seed}.png')
         runs.append({'seed': seed, 'run_dir': str(out.relative_to(RESULTS.parent.parent)) if out.is_relative_to(RESULTS.parent.parent) else str(out),
                      'wall_s': wall, 'pretrain_s': s.get('pretrain_s'), 'eval_s': s.get('eval_s'),
                      'env_steps': s['env_steps'], 'grad_steps': s['grad_steps'],
@@ -112,7 +116,6 @@ def main(argv=None) -> int:
     if tgt and hv:
         result['meets_target'] = bool(float(np.median(hv)) <= tgt['max_m']
                                       and args.steps >= tgt['steps'] and result['median_wall_s'] <= tgt['wall_s'])
-    stem = (Path(config).stem if config else f'learn_{args.task}') + tag
     write_json(RESULTS / f'{stem}.json', result)
     lines = [f'# Learner benchmark: {args.task} ({args.arm}, {cfg.mode}), {args.steps} env steps'
              + (' (SMOKE RUN: numbers not meaningful)' if args.smoke else ''), '',

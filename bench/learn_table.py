@@ -4,8 +4,8 @@
 
 Each `bench.bench_learn` run writes one JSON; this collects them (smoke runs left out) into
 bench/results/learn_table.md, one row per task and method, with the command that reproduces it.
-Where several results exist for one task and method, the one with the most seeds (then the latest)
-is shown. Each task's table ends with a "do nothing" row, the final distances of a policy that never
+Where several results exist for one task, method and step budget, the one with the most seeds (then
+the latest) is shown; rows are ordered by step budget, then method. Each task's table ends with a "do nothing" row, the final distances of a policy that never
 moves, on the same evaluation goals: the scale against which a result means anything (on push, a
 puck left at its start is already within some goals' success radius).
 """
@@ -119,12 +119,12 @@ def collect(results_dir: Path = RESULTS) -> list[dict]:
             continue
         if result.get('smoke') or 'runs' not in result:
             continue
-        key = (result['task'], method_of(result)[1])
+        key = (result['task'], method_of(result)[1], result['steps'])   # budgets kept apart
         old = best.get(key)
         if old is None or (len(result['seeds']), result.get('date', '')) > (len(old[0]['seeds']), old[0].get('date', '')):
             best[key] = (result, path)
     rows = []
-    for (task, _), (result, path) in sorted(best.items(), key=lambda kv: (kv[0][0], method_of(kv[1][0]))):
+    for (task, _, _), (result, path) in sorted(best.items(), key=lambda kv: (kv[0][0], kv[0][2], method_of(kv[1][0]))):
         headline = HEADLINE.get(task, 'hand_distance')
         per_seed = [r.get(f'{headline}_median') for r in result['runs']]
         per_seed = [v for v in per_seed if v is not None]
@@ -170,7 +170,7 @@ def render(rows: list[dict]) -> str:
                          f"{f(r['median']) if r['median'] is not None else '-'} | {per} | {succ} | {wall} | {speed} | `{r['command']}` |")
         tgt = next((r['target'] for r in trs if r['target']), None)
         if tgt:
-            met = next((r['meets_target'] for r in trs if r['method'] == 'RIG'), None)
+            met = next((r['meets_target'] for r in trs if r['method'] == 'RIG' and r['steps'] >= tgt['steps']), None)
             if met is None:   # no result with the current defaults yet: say so rather than guess
                 met_text = 'no result with the current defaults yet'
             lines += ['', f"Target for RIG: final {tgt.get('metric', 'hand_distance').replace('_', ' ')} "

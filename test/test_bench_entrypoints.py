@@ -62,7 +62,15 @@ def test_learn_table_picks_the_run_with_most_seeds_and_reads_push_targets(tmp_pa
     assert rows['method'] == 'RIG'
     (tmp_path / 'learn_push_fitted.json').write_text(json.dumps({**base, 'goal_prior': 'fitted', 'seeds': [0, 1, 2, 4],
                                                                   'runs': [run(0.1)] * 4}))
+    (tmp_path / 'learn_push_20k.json').write_text(json.dumps({**base, 'steps': 20000, 'seeds': [0], 'date': '2099',
+                                                               'runs': [run(0.2)]}))
     other = [r for r in collect(tmp_path) if r['method'] != 'RIG' and r['file']]
+    rig = [(r['steps'], r['median']) for r in collect(tmp_path) if r['method'] == 'RIG']
+    assert rig == [(20000, 0.2), (200000, 0.07)]   # a shorter, later run does not hide the 200k one
+    assert 'not met' in render(collect(tmp_path))   # judged on the 200k row, not the 20k one
+    (tmp_path / 'learn_push_3.json').unlink()
+    (tmp_path / 'learn_push.json').unlink()
+    assert 'no result with the current defaults yet' in render(collect(tmp_path))
     assert other[0]['method'] == 'RIG, goal prior fitted to the latents'
     assert other[0]['command'].endswith('--set vae.goal_prior=fitted')
 
