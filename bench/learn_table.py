@@ -5,9 +5,10 @@
 Each `bench.bench_learn` run writes one JSON; this collects them (smoke runs left out) into
 bench/results/learn_table.md, one row per task and method, with the command that reproduces it.
 Where several results exist for one task, method and step budget, the one with the most seeds (then
-the latest) is shown; rows are ordered by step budget, then method. Each task's table ends with a "do nothing" row, the final distances of a policy that never
-moves, on the same evaluation goals: the scale against which a result means anything (on push, a
-puck left at its start is already within some goals' success radius).
+the latest) is shown; rows are ordered by step budget, then method. Each task's table ends with a
+"do nothing" row, the final distances of a policy that never moves, on the same evaluation goals:
+the scale against which a result means anything (on push, a puck left at its start is already
+within some goals' success radius).
 """
 from __future__ import annotations
 
@@ -110,7 +111,7 @@ def do_nothing_row(task: str, n_goals: int = 50) -> dict | None:
 
 
 def collect(results_dir: Path = RESULTS) -> list[dict]:
-    best: dict[tuple[str, str], tuple[dict, Path]] = {}
+    best: dict[tuple[str, str, int], tuple[dict, Path]] = {}   # (task, method, steps) -> result
     for path in sorted(results_dir.glob('learn_*.json')):
         try:
             result = json.loads(path.read_text())
