@@ -90,17 +90,15 @@ def do_nothing_row(task: str, n_goals: int = 50) -> dict | None:
     sample_goal_state in turn (env.sample_goal draws nothing else from it).
     """
     from rig_learn.config import EvalConfig
-    from rig_sim.tasks import PUCK_SUCCESS_DISTANCE, HAND_SUCCESS_DISTANCE, REGION_CENTRE, TASK_SPECS, sample_goal_state
+    from rig_learn.runs import success_distance
+    from rig_sim.tasks import REGION_CENTRE, TASK_SPECS, sample_goal_state
     if task not in ('reach', 'push'):
         return None
     rng = np.random.default_rng(EvalConfig.seed)
     goals = np.array([sample_goal_state(task, rng) for _ in range(n_goals)])
     hand = np.linalg.norm(goals[:, :3] - np.array(TASK_SPECS[task].hand_home), axis=1)
-    if task == 'reach':
-        final, success = hand, hand < HAND_SUCCESS_DISTANCE
-    else:
-        final = np.linalg.norm(goals[:, 3:5] - np.array(REGION_CENTRE), axis=1)
-        success = final < PUCK_SUCCESS_DISTANCE
+    final = hand if task == 'reach' else np.linalg.norm(goals[:, 3:5] - np.array(REGION_CENTRE), axis=1)
+    success = final < success_distance(task)
     median = float(np.median(final))
     still = 'hand stays home' + (', puck at its start' if task == 'push' else '')
     return {'task': task, 'method': f'do nothing ({still}): the scale',

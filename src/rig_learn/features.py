@@ -29,9 +29,10 @@ class Featurizer:
 
     def sample_prior(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Fresh goals for the baselines: rows of the bank of env-sampled goal features."""
-        if self.goal_bank is None:
+        bank = self.goal_bank
+        if bank is None:
             raise RuntimeError('no goal distribution to sample: set_goal_bank() first')
-        return self.goal_bank[rng.integers(0, len(self.goal_bank), n)].copy()
+        return bank[rng.integers(0, len(bank), n)].copy()
 
     def set_goal_bank(self, goal_features: np.ndarray) -> None:
         bank = np.asarray(goal_features, np.float32).reshape(-1, self.goal_dim)
@@ -69,12 +70,23 @@ class VAEFeaturizer(Featurizer):
     def goal(self, images, states=None):
         return encode_images(self.vae, _batch(images))[0]
 
+    @property
+    def goal_bank(self) -> np.ndarray | None:
+        """goal_prior 'data': latent means of seen images. Kept as a VAE buffer so that it travels
+        in the checkpoint; None (empty buffer) for the Gaussian priors."""
+        bank = self.vae.goal_bank
+        return bank.detach().cpu().numpy() if len(bank) else None
+
+    @goal_bank.setter
+    def goal_bank(self, bank: np.ndarray) -> None:
+        import torch
+        self.vae.goal_bank = torch.as_tensor(bank, device=self.vae.goal_prior_mean.device)
+
     def sample_prior(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """Imagined goals: rows of the VAE's goal bank where it has one (goal_prior 'data'), else
+        """Imagined goals: rows of the goal bank where there is one (goal_prior 'data'), else
         N(goal_prior_mean, diag(goal_prior_std^2)), which is N(0, I) unless fitted."""
-        if len(self.vae.goal_bank):
-            bank = self.vae.goal_bank.detach().cpu().numpy()
-            return bank[rng.integers(0, len(bank), n)].astype(np.float32)
+        if self.goal_bank is not None:
+            return super().sample_prior(rng, n)
         mean = self.vae.goal_prior_mean.detach().cpu().numpy()
         std = self.vae.goal_prior_std.detach().cpu().numpy()
         return (mean + std * rng.standard_normal((n, self.goal_dim))).astype(np.float32)
@@ -98,8 +110,7 @@ class VAEFeaturizer(Featurizer):
             return
         if len(z) > size:
             z = z[rng.choice(len(z), size, replace=False)]
-        import torch
-        self.vae.goal_bank = torch.as_tensor(z, device=self.vae.goal_prior_mean.device)
+        self.set_goal_bank(z)
 
     def decode(self, z) -> np.ndarray:
         return decode_latents(self.vae, z)

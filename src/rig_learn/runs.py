@@ -15,7 +15,7 @@ from .config import LearnConfig
 REPO_CONFIG = Path(__file__).resolve().parents[2] / 'config'
 
 
-def _success_m(task: str) -> float | None:
+def success_distance(task: str) -> float | None:
     """The task's success distance (rig_sim tasks; marked on goal maps), or None."""
     try:
         from rig_sim.tasks import HAND_SUCCESS_DISTANCE, PUCK_SUCCESS_DISTANCE
@@ -171,7 +171,7 @@ def train_run(cfg: LearnConfig, steps: int, out_dir, progress: bool = True, env=
                          title=f'{cfg.task} ({cfg.arm}) {cfg.mode} seed {cfg.seed}')
     plots.eval_grid(res, out / 'eval_grid.png', title=f'{cfg.task} {cfg.mode}: goal / recon / reached')
     plots.goal_map(res, out / 'goal_map.png', title=f'{cfg.task} {cfg.mode} seed {cfg.seed}: final distance per goal',
-                   success_m=_success_m(cfg.task))
+                   success_m=success_distance(cfg.task))
     summary = {**row, 'per_goal': {'hand_distance': res.hand_distance, 'puck_distance': res.puck_distance,
                                    'door_angle_error': res.door_angle_error, 'success': res.success}}
     write_json(out / 'eval.json', summary)
@@ -199,5 +199,5 @@ def eval_run(path, n_goals: int | None = None, seed: int | None = None, device: 
     if grid:
         plots.eval_grid(res, out_dir / 'reeval_grid.png', title=f'{cfg.task} {cfg.mode}: goal / recon / reached')
         plots.goal_map(res, out_dir / 'reeval_goal_map.png', title=f'{cfg.task} {cfg.mode}: final distance per goal',
-                       success_m=_success_m(cfg.task))
+                       success_m=success_distance(cfg.task))
     return summary
