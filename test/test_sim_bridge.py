@@ -93,11 +93,11 @@ def test_commands_move_the_hand_in_pose_and_image(lockstep_bridge):
     client.step()
     start = client.ee()
     image_before = image_to_numpy(client.images[-1]).astype(int)
-    for _ in range(10):   # towards the robot, inside push's 10 cm deep hand box
-        client.step(-0.08, 0.0, 0.0)  # 0.08 m/s at 20 Hz: 4 mm per step
+    for _ in range(10):   # sideways from push's home in front of the puck, clear of it
+        client.step(0.0, 0.08, 0.0)  # 0.08 m/s at 20 Hz: 4 mm per step
     moved = client.ee() - start
-    assert 0.03 < -moved[0] < 0.045, moved
-    assert abs(moved[1]) < 0.005
+    assert 0.03 < moved[1] < 0.045, moved
+    assert abs(moved[0]) < 0.005
     image_after = image_to_numpy(client.images[-1]).astype(int)
     assert image_after.shape == (48, 48, 3)
     assert image_after.std() > 5, 'blank frame'
@@ -143,9 +143,10 @@ def test_reset_and_goal_image_services(lockstep_bridge):
     assert spin_until(client.node, lambda: len(client.goals) > 0, 10.0)
     goal = image_to_numpy(client.goals[-1]).astype(int)
     assert goal.shape == current.shape and goal.std() > 5
-    # Rendering the goal must not disturb the live scene.
+    # Rendering the goal must not disturb the live scene: a zero step changes at most a few pixel
+    # levels (the puck settles by micrometres), a scene left at the goal state thousands.
     client.step()
-    assert np.abs(image_to_numpy(client.images[-1]).astype(int) - current).sum() == 0
+    assert np.abs(image_to_numpy(client.images[-1]).astype(int) - current).sum() < 100
 
 
 def test_realtime_mode_holds_then_stops_when_commands_go_stale(ros_context, tmp_path):

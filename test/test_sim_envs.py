@@ -7,7 +7,7 @@ from rig_sim import TASKS, make_env
 from rig_sim.envs import GYM_IDS
 from rig_sim.tasks import (DOOR_GOAL_ANGLE_RANGE, GOAL_REGION_HIGH, GOAL_REGION_LOW,
                            HAND_TIP_RADIUS, PLANAR_HAND_Z, PUCK_RADIUS, PUSH_HAND_HIGH,
-                           PUSH_HAND_LOW, PUSH_PUCK_GOAL_HIGH, PUSH_PUCK_GOAL_LOW)
+                           PUSH_HAND_LOW, PUSH_PUCK_GOAL_HIGH, PUSH_PUCK_GOAL_LOW, REGION_CENTRE)
 
 ACTION_DIMS = {'reach': 2, 'push': 2, 'door': 3}
 TASK_METRICS = {'reach': set(), 'push': {'puck_distance'}, 'door': {'door_angle_error'}}
@@ -63,7 +63,7 @@ def test_goals_are_in_the_goal_region(envs, task):
     else:   # push: hand goals in the hand box, puck goals in their region, never overlapping
         hand, puck = states[:, 0:2], states[:, 3:5]
         assert np.all(hand >= PUSH_HAND_LOW) and np.all(hand <= PUSH_HAND_HIGH)
-        assert np.all(np.ptp(hand, axis=0) > [0.08, 0.16])   # spread over the 0.1 x 0.2 box
+        assert np.all(np.ptp(hand, axis=0) > [0.12, 0.16])   # spread over the 0.16 x 0.2 box
         assert np.all(puck >= PUSH_PUCK_GOAL_LOW) and np.all(puck <= PUSH_PUCK_GOAL_HIGH)
         assert np.all(np.ptp(puck, axis=0) > [0.15, 0.24])   # spread over the 0.2 x 0.3 region
         assert np.linalg.norm(hand - puck, axis=1).min() > PUCK_RADIUS + HAND_TIP_RADIUS
@@ -71,6 +71,10 @@ def test_goals_are_in_the_goal_region(envs, task):
         contact = PUCK_RADIUS + HAND_TIP_RADIUS
         assert np.all(np.add(PUSH_PUCK_GOAL_LOW, contact) >= PUSH_HAND_LOW)
         assert np.all(np.subtract(PUSH_PUCK_GOAL_HIGH, contact) <= PUSH_HAND_HIGH)
+        # ... and can pass the puck at its start on either side to get behind it (no direction of
+        # push is closed from the start).
+        start = np.array(REGION_CENTRE)
+        assert np.all(start - PUSH_HAND_LOW >= contact) and np.all(PUSH_HAND_HIGH - start >= contact)
     if task != 'door':
         assert np.all(states[:, 2] == PLANAR_HAND_Z)
 

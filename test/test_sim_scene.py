@@ -133,11 +133,27 @@ def test_driving_the_hand_into_the_puck_moves_it(scenes, arm):
     scene = scenes['push', arm]
     scene.reset()
     puck_start = scene.state()[3:5].copy()
-    for _ in range(10):   # hand starts 9 cm to the puck's -y side; push it sideways (+y)
-        scene.move_ee(np.array([0.0, 0.02, 0.0]))
+    for _ in range(10):   # the hand starts on the robot's side of the puck; push it away (+x)
+        scene.move_ee(np.array([0.02, 0.0, 0.0]))
     puck = scene.state()[3:5]
-    assert puck[1] - puck_start[1] > 0.05
-    assert abs(puck[0] - puck_start[0]) < 0.03
+    assert puck[0] - puck_start[0] > 0.05
+    assert abs(puck[1] - puck_start[1]) < 0.03
+
+
+@pytest.mark.parametrize('arm', ARMS)
+def test_the_hand_can_get_round_the_puck_and_push_it_towards_the_robot(scenes, arm):
+    """Every push direction is open from the start: the hand passes the puck without touching it."""
+    scene = scenes['push', arm]
+    scene.reset()
+    puck_start = scene.state()[3:5].copy()
+    x_low, x_high = scene.workspace_low[0], scene.workspace_high[0]
+    for corner in ([x_low, 0.09], [x_high, 0.09], [x_high, 0.0]):   # round the +y side to behind
+        drive_to(scene, [*corner, PLANAR_HAND_Z], 12)
+        np.testing.assert_allclose(scene.ee_pos()[:2], corner, atol=3e-3)
+    np.testing.assert_allclose(scene.state()[3:5], puck_start, atol=2e-3)   # untouched
+    for _ in range(8):
+        scene.move_ee(np.array([-0.02, 0.0, 0.0]))
+    assert puck_start[0] - scene.state()[3] > 0.05
 
 
 def drive_to(scene, target, steps):

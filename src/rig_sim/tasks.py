@@ -4,7 +4,8 @@ All positions are metres in the world frame: the table top is z=0, the arm base 
 facing +x. The goal region of reach is 0.4 m wide (y) x 0.2 m deep (x), as in the paper, centred
 0.55 m in front of the arm base (close enough for the UR5e's shorter reach). Push follows
 multiworld's SawyerPushNIPSEasy (the environment of the paper's and Skew-Fit's pusher results): a
-hand box 0.2 m wide x 0.1 m deep around the puck's start, puck goals 0.3 m x 0.2 m.
+hand box around the puck's start with the hand starting on the robot's side of the puck, puck goals
+0.3 m x 0.2 m.
 
 The scene objects themselves (table, puck, door, cameras) live in the MJCF files under sim/; the
 numbers here that refer to them (puck size, door handle gap) must agree with those files.
@@ -23,13 +24,20 @@ REGION_CENTRE = (0.55, 0.0)
 # Height of the hand tool's tip centre for the planar tasks: its 2.5 cm sphere clears the table by
 # 5 mm and meets the 4 cm tall puck at mid-height.
 PLANAR_HAND_Z = 0.03
-# Push (after SawyerPushNIPSEasy): the hand moves in a 0.2 m (y) x 0.1 m (x) box centred on the
-# puck's start, its goals lie in that box, and puck goals lie in a 0.3 m x 0.2 m region around it.
-# A small hand box is what makes push learnable in a 200k-step budget: with the hand free over the
-# whole 0.4 x 0.2 m region (plus margins), an exploring hand rarely met the puck and even the
-# state-based oracle left the puck untouched for its first ~85k steps (issue 3's notes).
-PUSH_HAND_LOW = (0.50, -0.10)
-PUSH_HAND_HIGH = (0.60, 0.10)
+# Push (after SawyerPushNIPSEasy): the hand moves in a box centred on the puck's start, its goals lie
+# in that box, and puck goals lie in a 0.3 m x 0.2 m region around it. The hand starts on the robot's
+# side of the puck, as NIPSEasy's hand does (its reset target (0, 0.4) is clipped to the near edge
+# of its box, in front of the puck). A small hand box is what makes push learnable in a 200k-step
+# budget: with the hand free over the whole 0.4 x 0.2 m region (plus margins), an exploring hand
+# rarely met the puck and even the state-based oracle left the puck untouched for its first ~85k
+# steps (issue 3's notes). The box is 0.2 m wide like NIPSEasy's, and 0.16 m deep instead of 0.1 m
+# because our puck and hand tip are larger (contact at 7.5 cm centre to centre, NIPSEasy 5.5 cm): the
+# hand can pass the puck on either side and get behind it without touching it, so every push
+# direction is open from the start. In the first version of this geometry (0.1 m deep, hand home
+# beside the puck) the hand could not pass the puck, and goals on the hand's side failed even for
+# the oracle.
+PUSH_HAND_LOW = (0.47, -0.10)
+PUSH_HAND_HIGH = (0.63, 0.10)
 PUSH_PUCK_GOAL_LOW = (0.45, -0.15)
 PUSH_PUCK_GOAL_HIGH = (0.65, 0.15)
 
@@ -77,9 +85,9 @@ TASK_SPECS: dict[str, TaskSpec] = {
         name='push', scene_xml='push.xml', planar=True,
         workspace_low=(*PUSH_HAND_LOW, PLANAR_HAND_Z),
         workspace_high=(*PUSH_HAND_HIGH, PLANAR_HAND_Z),
-        # The puck starts at the region centre; the hand starts 9 cm to its side (as in
-        # NIPSEasy), clear of it by 1.5 cm.
-        hand_home=(REGION_CENTRE[0], REGION_CENTRE[1] - 0.09, PLANAR_HAND_Z),
+        # The puck starts at the region centre; the hand starts on the robot's side of it (as in
+        # NIPSEasy), at the near edge of the box, clear of it by 5 mm.
+        hand_home=(PUSH_HAND_LOW[0], REGION_CENTRE[1], PLANAR_HAND_Z),
         default_horizon=100,
         state_names=('hand_x', 'hand_y', 'hand_z', 'puck_x', 'puck_y'),
     ),
