@@ -46,6 +46,9 @@ def main(argv=None) -> int:
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE')
     p.add_argument('--tag', default='', help='suffix of the result files (e.g. _smoke)')
     p.add_argument('--progress', action='store_true')
+    p.add_argument('--max-minutes', type=float, default=None,
+                   help='wall-time cap per seed: stop training there and evaluate (a same-time-budget '
+                        'comparison for methods too slow for --steps in the target time)')
     args = p.parse_args(argv)
 
     import torch
@@ -73,7 +76,8 @@ def main(argv=None) -> int:
         cfg = load_config(args.task, config, seed=seed, **overrides)
         out = RESULTS / 'runs' / f'{stem}_s{seed}'
         t0 = time.perf_counter()
-        s = train_run(cfg, args.steps, out, progress=args.progress)
+        s = train_run(cfg, args.steps, out, progress=args.progress,
+                      max_wall_s=None if args.max_minutes is None else 60.0 * args.max_minutes)
         wall = time.perf_counter() - t0
         from rig_learn.runs import read_metrics
         curves[f'seed {seed}'] = read_metrics(out / 'metrics.jsonl')
@@ -82,6 +86,7 @@ def main(argv=None) -> int:
         runs.append({'seed': seed, 'run_dir': str(out.relative_to(RESULTS.parent.parent)) if out.is_relative_to(RESULTS.parent.parent) else str(out),
                      'wall_s': wall, 'pretrain_s': s.get('pretrain_s'), 'eval_s': s.get('eval_s'),
                      'env_steps': s['env_steps'], 'grad_steps': s['grad_steps'],
+                     'stopped_by_wall_cap': bool(s.get('stopped_by_wall_cap')),
                      'env_steps_per_s': s['env_steps_per_s'], 'grad_steps_per_s': s['grad_steps_per_s'],
                      'hand_distance_median': s.get('eval/hand_distance_median'),
                      'puck_distance_median': s.get('eval/puck_distance_median'),
@@ -96,7 +101,7 @@ def main(argv=None) -> int:
     hv = [r[f'{headline}_median'] for r in runs if r.get(f'{headline}_median') is not None]
     result = {
         'task': args.task, 'arm': args.arm, 'mode': cfg.mode, 'steps': args.steps, 'seeds': args.seeds,
-        'smoke': args.smoke, 'threads': args.threads, 'device': args.device, 'config': str(config or f'config/learn_{args.task}.yaml'),
+        'smoke': args.smoke, 'max_minutes': args.max_minutes, 'threads': args.threads, 'device': args.device, 'config': str(config or f'config/learn_{args.task}.yaml'),
         'overrides': {k: v for k, v in overrides.items() if v is not None},
         'median_final_hand_distance_m': float(np.median(hd)) if hd else None,
         'headline_metric': headline,
@@ -114,16 +119,18 @@ def main(argv=None) -> int:
     }
     tgt = TARGETS.get(args.task)
     if tgt and hv:
+        steps_done = min(r['env_steps'] for r in runs)
         result['meets_target'] = bool(float(np.median(hv)) <= tgt['max_m']
-                                      and args.steps >= tgt['steps'] and result['median_wall_s'] <= tgt['wall_s'])
+                                      and steps_done >= tgt['steps'] and result['median_wall_s'] <= tgt['wall_s'])
     write_json(RESULTS / f'{stem}.json', result)
     lines = [f'# Learner benchmark: {args.task} ({args.arm}, {cfg.mode}), {args.steps} env steps'
+             + (f', capped at {args.max_minutes:g} min per seed' if args.max_minutes else '')
              + (' (SMOKE RUN: numbers not meaningful)' if args.smoke else ''), '',
-             '| seed | final hand dist. median (m) | final puck dist. median (m) | success | wall (s) | env steps/s | grad steps/s |',
-             '|---|---|---|---|---|---|---|']
+             '| seed | env steps done | final hand dist. median (m) | final puck dist. median (m) | success | wall (s) | env steps/s | grad steps/s |',
+             '|---|---|---|---|---|---|---|---|']
     fmt = lambda v: '-' if v is None else f'{v:.4f}'
     for r in runs:
-        lines.append(f"| {r['seed']} | {fmt(r['hand_distance_median'])} | {fmt(r['puck_distance_median'])} | "
+        lines.append(f"| {r['seed']} | {r['env_steps']} | {fmt(r['hand_distance_median'])} | {fmt(r['puck_distance_median'])} | "
                      f"{r['success']:.2f} | {r['wall_s']:.0f} | {r['env_steps_per_s']:.1f} | {r['grad_steps_per_s']:.1f} |")
     if hv:
         lines += ['', f"Median over seeds, final {headline.replace('_', ' ')}: {float(np.median(hv)):.4f}"

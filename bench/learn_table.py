@@ -128,8 +128,10 @@ def collect(results_dir: Path = RESULTS) -> list[dict]:
         per_seed = [r.get(f'{headline}_median') for r in result['runs']]
         per_seed = [v for v in per_seed if v is not None]
         per_hand = [r.get('hand_distance_median') for r in result['runs'] if r.get('hand_distance_median') is not None]
+        capped = [r['env_steps'] for r in result['runs'] if r.get('stopped_by_wall_cap')]
         rows.append({
             'task': task, 'method': method_of(result)[1], 'steps': result['steps'], 'seeds': result['seeds'],
+            'stopped_at': (min(capped), result.get('max_minutes')) if capped else None,
             'headline': headline, 'median': sorted(per_seed)[len(per_seed) // 2] if per_seed else None,
             'per_seed': per_seed, 'hand_per_seed': per_hand if headline != 'hand_distance' else [],
             'success': [r.get('success') for r in result['runs']],
@@ -165,7 +167,10 @@ def render(rows: list[dict]) -> str:
             wall = ' / '.join(f'{w / 60:.1f} min' for w in r['wall_s']) or '-'
             speed = (f"{r['env_steps_per_s']:.0f} / {r['grad_steps_per_s']:.0f}"
                      if r['env_steps_per_s'] is not None else '-')
-            lines.append(f"| {r['method']} | {r['steps']} | {len(r['seeds']) or '-'} | "
+            steps = str(r['steps'])
+            if r.get('stopped_at'):   # a wall-time-capped run: where it got to in the time budget
+                steps = f"{r['stopped_at'][0]} of {r['steps']} ({r['stopped_at'][1]:g}-min cap)"
+            lines.append(f"| {r['method']} | {steps} | {len(r['seeds']) or '-'} | "
                          f"{f(r['median']) if r['median'] is not None else '-'} | {per} | {succ} | {wall} | {speed} | `{r['command']}` |")
         tgt = next((r['target'] for r in trs if r['target']), None)
         if tgt:

@@ -111,6 +111,24 @@ def test_learn_table_keeps_a_relabelling_variant_apart_from_the_config_default(t
     assert 'relabel own/env goals/future' in render(rows)
 
 
+def test_learn_table_shows_where_a_wall_capped_run_stopped(tmp_path):
+    import json
+
+    from bench.learn_table import collect, render
+    run = {'puck_distance_median': 0.1, 'hand_distance_median': 0.05, 'success': 0.2, 'wall_s': 7260,
+           'env_steps': 123456, 'stopped_by_wall_cap': True}
+    capped = {'task': 'push', 'mode': 'her_pixels', 'steps': 200000, 'config': 'config/learn_push_her_pixels.yaml',
+              'max_minutes': 120, 'median_env_steps_per_s': 17.0, 'median_grad_steps_per_s': 68.0, 'seeds': [0],
+              'runs': [run]}
+    (tmp_path / 'learn_push_her_pixels_her_pixels.json').write_text(json.dumps(capped))
+    (tmp_path / 'learn_push_oracle_oracle.json').write_text(json.dumps(
+        {**capped, 'mode': 'oracle', 'config': 'config/learn_push_oracle.yaml', 'max_minutes': None,
+         'runs': [{**run, 'env_steps': 200000, 'stopped_by_wall_cap': False}]}))
+    text = render(collect(tmp_path))
+    assert '| 123456 of 200000 (120-min cap) |' in text
+    assert '| 200000 |' in text   # a run that finished its budget shows just the budget
+
+
 @pytest.mark.parametrize('task', ['reach', 'push'])
 def test_learn_table_do_nothing_row_matches_a_motionless_policy_on_the_eval_goals(task):
     """The table's scale row: what rig_learn.evaluate reports for a policy that never moves."""

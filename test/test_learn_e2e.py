@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -125,3 +126,20 @@ def test_cli_train_and_eval(tmp_path):
                         '--set', 'vae.nope=1', '--out', str(tmp_path / 'y'), '--no-progress'],
                        capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 2 and 'nope' in r.stderr
+
+
+def test_wall_time_cap_stops_training_and_still_evaluates(tmp_path):
+    from rig_learn.runs import train_run
+    cfg = tiny_config('toy_reach', **{'eval.n_goals': 2})
+    t0 = time.perf_counter()
+    s = train_run(cfg, 1_000_000, tmp_path / 'run', progress=False, max_wall_s=2.0)
+    assert time.perf_counter() - t0 < 60
+    assert s['stopped_by_wall_cap'] and 0 < s['env_steps'] < 1_000_000
+    assert s['wall_s'] >= 2.0
+    final = json.loads((tmp_path / 'run' / 'metrics.jsonl').read_text().splitlines()[-1])
+    assert final['final'] and final['stopped_by_wall_cap'] and final['env_steps'] == s['env_steps']
+    assert (tmp_path / 'run' / 'eval.json').is_file() and (tmp_path / 'run' / 'checkpoint' / 'manifest.json').is_file()
+    uncapped = train_run(cfg, 60, tmp_path / 'run2', progress=False)
+    assert not uncapped['stopped_by_wall_cap'] and uncapped['env_steps'] == 60
+    with pytest.raises(ValueError, match='max_wall_s'):
+        train_run(cfg, 60, tmp_path / 'run3', progress=False, max_wall_s=0)

@@ -28,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--eval-goals', type=int, default=None, help='image goals in the final evaluation')
     parser.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
                         help='override any config key, e.g. --set vae.beta=2.5 --set rl.updates_per_step=2')
+    parser.add_argument('--max-minutes', type=float, default=None,
+                        help='stop training after this much wall time (VAE pretraining included), then evaluate')
     parser.add_argument('--no-progress', action='store_true', help='no tqdm progress bar')
 
 
@@ -58,12 +60,15 @@ def run(args) -> int:
                 raise ConfigError(f'no config/learn_{args.task}_{args.mode}.yaml; pass --config')
         cfg = load_config(args.task, path, **overrides)
         resolve_device(cfg.device)
+        if args.max_minutes is not None and not args.max_minutes > 0:
+            raise ConfigError(f'--max-minutes must be > 0, got {args.max_minutes}')
     except (ConfigError, DeviceUnavailable, FileNotFoundError, KeyError) as exc:
         print(f'rig train: {exc}', file=sys.stderr)
         return 2
     out = Path(args.out or f"runs/{cfg.task}_{cfg.mode}_s{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}")
     try:
-        summary = train_run(cfg, args.steps, out, progress=not args.no_progress)
+        summary = train_run(cfg, args.steps, out, progress=not args.no_progress,
+                            max_wall_s=None if args.max_minutes is None else 60.0 * args.max_minutes)
     except RuntimeError as exc:
         if 'rig_sim' in str(exc):
             print(f'rig train: {exc}', file=sys.stderr)
@@ -72,6 +77,8 @@ def run(args) -> int:
     keys = [k for k in ('eval/hand_distance_median', 'eval/puck_distance_median', 'eval/door_angle_error_median',
                         'eval/success', 'env_steps_per_s', 'grad_steps_per_s', 'wall_s') if k in summary]
     print(f'run directory: {out}')
+    if summary.get('stopped_by_wall_cap'):
+        print(f"  stopped by --max-minutes after {summary['env_steps']} of {args.steps} env steps")
     for k in keys:
         print(f'  {k}: {summary[k]:.4g}')
     return 0

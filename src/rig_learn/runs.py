@@ -98,10 +98,16 @@ def eval_row(agent, result, prefix='eval/') -> dict:
     return {**result.summary(prefix), **{k: v for k, v in agent.counters.items() if k != 'vae_pretrained'}}
 
 
-def train_run(cfg: LearnConfig, steps: int, out_dir, progress: bool = True, env=None, eval_env=None) -> dict:
+def train_run(cfg: LearnConfig, steps: int, out_dir, progress: bool = True, env=None, eval_env=None,
+              max_wall_s: float | None = None) -> dict:
     """Train `cfg` for `steps` env steps into run directory `out_dir`:
     config.yaml, metrics.jsonl, checkpoint/, learning_curve.png, eval_grid.png, eval.json.
+    `max_wall_s` caps the wall time (VAE pretraining included): training stops at the first env step
+    past it and the final evaluation follows, so a slow method can be compared on the same time
+    budget; the summary's env_steps and 'stopped_by_wall_cap' say where it stopped.
     Returns the final summary (also in eval.json)."""
+    if max_wall_s is not None and not max_wall_s > 0:
+        raise ValueError(f'max_wall_s must be > 0 seconds, got {max_wall_s!r}')
     import yaml
 
     from . import plots
@@ -157,6 +163,9 @@ def train_run(cfg: LearnConfig, steps: int, out_dir, progress: bool = True, env=
             a.save(out / 'checkpoint')
             if bar is not None:
                 bar.set_postfix(eval_dist=f"{state['eval']:.4f}", grad_s=f"{row['grad_steps_per_s']:.0f}")
+        if max_wall_s is not None and time.perf_counter() - t_start >= max_wall_s:
+            state['capped'] = True
+            return False
         return True
 
     agent.learn(steps, callback=callback)
@@ -165,6 +174,7 @@ def train_run(cfg: LearnConfig, steps: int, out_dir, progress: bool = True, env=
     res = do_eval(cfg.eval.n_goals, record=cfg.eval.grid_goals)
     row = row_for(res)
     row['final'] = True
+    row['stopped_by_wall_cap'] = bool(state.get('capped', False))
     metrics.write(row)
     agent.save(out / 'checkpoint')
     plots.learning_curve({cfg.mode: metrics.rows}, out / 'learning_curve.png',
