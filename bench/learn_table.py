@@ -53,6 +53,41 @@ def relabel_override(result: dict) -> str:
     return f", relabel own/{prior}/future {' / '.join(f'{100 * fr[k]:.0f}' for k in ('own', 'prior', 'future'))} %"
 
 
+HARNESS_KEYS = {'arm', 'device', 'num_threads', 'eval.n_goals', 'seed'}   # overrides that change no method
+
+
+def default_config(task: str):
+    """The task's current default learner config (config/learn_<task>.yaml), or None."""
+    from rig_learn.runs import config_path_for, load_config
+    path = config_path_for(task)
+    return load_config(task, path) if path is not None else None
+
+
+def _config_value(cfg, dotted: str):
+    """cfg's value at 'a.b.c', tuples as lists (as a JSON result file has them); None if absent."""
+    node = cfg
+    for part in dotted.split('.'):
+        node = getattr(node, part, None)
+    return json.loads(json.dumps(node)) if isinstance(node, (tuple, list)) else node
+
+
+def is_default(result: dict, cfg) -> bool:
+    """Was this RIG run made with what config/learn_<task>.yaml says now? (Its target verdict is the
+    one that counts: a variant's verdict is about the variant.) Results from before a default
+    changed are judged by what they recorded: goal prior, relabelling fractions, overrides."""
+    if cfg is None or result.get('mode') != 'rig':
+        return False
+    if Path(result.get('config') or f"learn_{result['task']}").stem != f"learn_{result['task']}":
+        return False
+    if (goal_prior_of(result) or 'standard') != cfg.vae.goal_prior:
+        return False
+    fr = result.get('relabel')
+    if fr and any(abs(fr[k] - getattr(cfg.relabel, k)) > 1e-9 for k in ('own', 'prior', 'future')):
+        return False
+    return all(_config_value(cfg, k) == v for k, v in (result.get('overrides') or {}).items()
+               if k not in HARNESS_KEYS)
+
+
 def method_of(result: dict) -> tuple[int, str]:
     stem = Path(result.get('config') or f"learn_{result['task']}").stem
     suffix = stem[len(f"learn_{result['task']}"):]
@@ -108,7 +143,10 @@ def do_nothing_row(task: str, n_goals: int = 50) -> dict | None:
             'target': None, 'meets_target': None, 'command': 'python -m bench.learn_table', 'file': None}
 
 
-def collect(results_dir: Path = RESULTS) -> list[dict]:
+def collect(results_dir: Path = RESULTS, defaults=default_config) -> list[dict]:
+    """Rows of the table. `defaults(task)` gives the config a run must match to be the task's RIG
+    default (the one judged against the target)."""
+    default_cfgs = {}
     best: dict[tuple[str, str, int], tuple[dict, Path]] = {}   # (task, method, steps) -> result
     for path in sorted(results_dir.glob('learn_*.json')):
         try:
@@ -128,6 +166,8 @@ def collect(results_dir: Path = RESULTS) -> list[dict]:
         per_seed = [r.get(f'{headline}_median') for r in result['runs']]
         per_seed = [v for v in per_seed if v is not None]
         per_hand = [r.get('hand_distance_median') for r in result['runs'] if r.get('hand_distance_median') is not None]
+        if task not in default_cfgs:
+            default_cfgs[task] = defaults(task)
         capped = [r['env_steps'] for r in result['runs'] if r.get('stopped_by_wall_cap')]
         rows.append({
             'task': task, 'method': method_of(result)[1], 'steps': result['steps'], 'seeds': result['seeds'],
@@ -139,6 +179,7 @@ def collect(results_dir: Path = RESULTS) -> list[dict]:
             'env_steps_per_s': result.get('median_env_steps_per_s'),
             'grad_steps_per_s': result.get('median_grad_steps_per_s'),
             'target': result.get('target'), 'meets_target': result.get('meets_target'),
+            'default': is_default(result, default_cfgs[task]),
             'command': command_of(result, path), 'file': path.name,
         })
     for task in sorted({r['task'] for r in rows}):
@@ -170,14 +211,15 @@ def render(rows: list[dict]) -> str:
             steps = str(r['steps'])
             if r.get('stopped_at'):   # a wall-time-capped run: where it got to in the time budget
                 steps = f"{r['stopped_at'][0]} of {r['steps']} ({r['stopped_at'][1]:g}-min cap)"
-            lines.append(f"| {r['method']} | {steps} | {len(r['seeds']) or '-'} | "
+            method = r['method'] + (' **(default config)**' if r.get('default') else '')
+            lines.append(f"| {method} | {steps} | {len(r['seeds']) or '-'} | "
                          f"{f(r['median']) if r['median'] is not None else '-'} | {per} | {succ} | {wall} | {speed} | `{r['command']}` |")
         tgt = next((r['target'] for r in trs if r['target']), None)
         if tgt:
-            met = next((r['meets_target'] for r in trs if r['method'] == 'RIG' and r['steps'] >= tgt['steps']), None)
+            met = next((r['meets_target'] for r in trs if r.get('default') and r['steps'] >= tgt['steps']), None)
             if met is None:   # no result with the current defaults yet: say so rather than guess
                 met_text = 'no result with the current defaults yet'
-            lines += ['', f"Target for RIG: final {tgt.get('metric', 'hand_distance').replace('_', ' ')} "
+            lines += ['', f"Target for RIG with the default config: final {tgt.get('metric', 'hand_distance').replace('_', ' ')} "
                           f"<= {tgt.get('max_m', tgt.get('hand_distance_m'))} m after {tgt['steps']} steps within "
                           f"{tgt['wall_s'] / 60:.0f} min: {'met' if met else 'not met' if met is not None else met_text}."]
         lines.append('')

@@ -42,10 +42,20 @@ def test_probe_r2_is_one_for_a_linear_code_and_near_zero_for_noise():
     assert probe_r2(z, rng.normal(size=(300, 2)), 200) < 0.1
 
 
+def defaults_with(goal_prior):
+    """Stand-in default configs with this goal prior and 10/50/40 relabelling (whatever the repo's YAML says)."""
+    from rig_learn.config import LearnConfig, RelabelConfig, VAEConfig
+    return lambda task: LearnConfig(task=task, vae=VAEConfig(goal_prior=goal_prior),
+                                    relabel=RelabelConfig(own=0.1, prior=0.5, future=0.4))
+
+
 def test_learn_table_picks_the_run_with_most_seeds_and_reads_push_targets(tmp_path):
     import json
+    from functools import partial
 
-    from bench.learn_table import collect, render
+    import bench.learn_table
+    render = bench.learn_table.render
+    collect = partial(bench.learn_table.collect, defaults=defaults_with('standard'))
     base = {'task': 'push', 'mode': 'rig', 'steps': 200000, 'config': 'config/learn_push.yaml', 'goal_prior': 'standard',
             'median_env_steps_per_s': 35.0, 'median_grad_steps_per_s': 130.0,
             'target': {'metric': 'puck_distance', 'max_m': 0.06, 'steps': 200000, 'wall_s': 7200}}
@@ -59,7 +69,7 @@ def test_learn_table_picks_the_run_with_most_seeds_and_reads_push_targets(tmp_pa
     assert rows['per_seed'] == [0.05, 0.09, 0.07] and rows['median'] == 0.07
     text = render([rows, reference])
     assert 'final puck distance' in text and 'not met' in text and '--tag _3' in text
-    assert rows['method'] == 'RIG'
+    assert rows['method'] == 'RIG' and rows['default']
     (tmp_path / 'learn_push_fitted.json').write_text(json.dumps({**base, 'goal_prior': 'fitted', 'seeds': [0, 1, 2, 4],
                                                                   'runs': [run(0.1)] * 4}))
     (tmp_path / 'learn_push_20k.json').write_text(json.dumps({**base, 'steps': 20000, 'seeds': [0], 'date': '2099',
@@ -71,8 +81,19 @@ def test_learn_table_picks_the_run_with_most_seeds_and_reads_push_targets(tmp_pa
     (tmp_path / 'learn_push_3.json').unlink()
     (tmp_path / 'learn_push.json').unlink()
     assert 'no result with the current defaults yet' in render(collect(tmp_path))
-    assert other[0]['method'] == 'RIG, goal prior fitted to the latents'
+    assert other[0]['method'] == 'RIG, goal prior fitted to the latents' and not other[0]['default']
     assert other[0]['command'].endswith('--set vae.goal_prior=fitted')
+    # When the default changes, the target is judged on a run made with the new default.
+    (tmp_path / 'learn_push_data.json').write_text(json.dumps(
+        {**base, 'goal_prior': 'data', 'overrides': {'vae.goal_prior': 'data', 'arm': 'sawyer'}, 'seeds': [0],
+         'runs': [run(0.05)], 'meets_target': True, 'relabel': {'own': 0.1, 'prior': 0.5, 'future': 0.4}}))
+    rows = bench.learn_table.collect(tmp_path, defaults=defaults_with('data'))
+    assert [r['method'] for r in rows if r.get('default')] == ['RIG, goal prior: latents of seen images']
+    text = render(rows)
+    assert 'latents of seen images **(default config)**' in text and ': met.' in text
+    rows = bench.learn_table.collect(tmp_path, defaults=defaults_with('standard'))
+    assert [r['file'] for r in rows if r.get('default')] == ['learn_push_20k.json']
+    assert 'no result with the current defaults yet' in render(rows)
 
 
 def test_baseline_runs_name_existing_configs_and_parse():
