@@ -79,7 +79,7 @@ def is_default(result: dict, cfg) -> bool:
         return False
     if Path(result.get('config') or f"learn_{result['task']}").stem != f"learn_{result['task']}":
         return False
-    if (goal_prior_of(result) or 'standard') != cfg.vae.goal_prior:
+    if goal_prior_of(result) != cfg.vae.goal_prior:   # (a rig result: never None)
         return False
     fr = result.get('relabel')
     if fr and any(abs(fr[k] - getattr(cfg.relabel, k)) > 1e-9 for k in ('own', 'prior', 'future')):

@@ -85,7 +85,7 @@ class VAEFeaturizer(Featurizer):
     def sample_prior(self, rng: np.random.Generator, n: int) -> np.ndarray:
         """Imagined goals: rows of the goal bank where there is one (goal_prior 'data'), else
         N(goal_prior_mean, diag(goal_prior_std^2)), which is N(0, I) unless fitted."""
-        if self.goal_bank is not None:
+        if len(self.vae.goal_bank):   # (not the goal_bank property: it converts the whole bank)
             return super().sample_prior(rng, n)
         mean = self.vae.goal_prior_mean.detach().cpu().numpy()
         std = self.vae.goal_prior_std.detach().cpu().numpy()
