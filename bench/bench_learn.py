@@ -2,6 +2,7 @@
 
     python -m bench.bench_learn --task reach --seeds 0 1 2 --steps 10000
     python -m bench.bench_learn --task reach --seeds 0 --steps 300 --smoke     # quick smoke run
+    python -m bench.bench_learn --task push --seeds 0 1 --steps 200000 --jobs 2   # a seed per core
 
 Writes bench/results/learn_<task>.json, learn_<task>.md (a markdown table) and
 learn_<task>_curves.png; per-seed run directories under bench/results/runs/. Reports the median
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / 'results'
+REPO = Path(__file__).resolve().parents[1]
 # Per task: the headline metric (median over seeds of the median final distance over the eval goals)
 # and its target after `steps` env steps within `wall_s` seconds on this 2-core CPU.
 TARGETS = {'reach': {'metric': 'hand_distance', 'max_m': 0.03, 'steps': 10000, 'wall_s': 900},
@@ -49,13 +51,22 @@ def main(argv=None) -> int:
     p.add_argument('--max-minutes', type=float, default=None,
                    help='wall-time cap per seed: stop training there and evaluate (a same-time-budget '
                         'comparison for methods too slow for --steps in the target time)')
+    p.add_argument('--jobs', type=int, default=1,
+                   help='run the seeds in this many processes side by side (one per core), then merge '
+                        'their results into one (bench.merge_seeds); wall times then include the sharing')
+    p.add_argument('--results-dir', type=Path, default=None, help=f'where results go (default {RESULTS})')
     args = p.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    results = args.results_dir or RESULTS
+    if args.jobs < 1:
+        p.error('--jobs must be at least 1')
+    if args.jobs > 1 and len(args.seeds) > 1:
+        return run_in_parallel(args, argv, results)
 
     import torch
 
     from rig_learn.cli_train import parse_sets
-    from rig_learn.plots import learning_curve
-    from rig_learn.runs import config_path_for, load_config, train_run, write_json
+    from rig_learn.runs import config_path_for, load_config, train_run
 
     torch.set_num_threads(args.threads)
     config = args.config
@@ -69,12 +80,12 @@ def main(argv=None) -> int:
                           'eval.n_goals_during_training': 3, 'eval.n_goals': min(args.eval_goals, 5)})
     overrides.update(parse_sets(args.set))
     tag = args.tag or ('_smoke' if args.smoke else '')
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results.mkdir(parents=True, exist_ok=True)
     runs, curves = [], {}
     stem = (Path(config).stem if config else f'learn_{args.task}') + tag
     for seed in args.seeds:
         cfg = load_config(args.task, config, seed=seed, **overrides)
-        out = RESULTS / 'runs' / f'{stem}_s{seed}'
+        out = results / 'runs' / f'{stem}_s{seed}'
         t0 = time.perf_counter()
         s = train_run(cfg, args.steps, out, progress=args.progress,
                       max_wall_s=None if args.max_minutes is None else 60.0 * args.max_minutes)
@@ -82,8 +93,8 @@ def main(argv=None) -> int:
         from rig_learn.runs import read_metrics
         curves[f'seed {seed}'] = read_metrics(out / 'metrics.jsonl')
         if (out / 'goal_map.png').exists():   # where the policy fails, next to the curves (run dirs are not kept)
-            shutil.copyfile(out / 'goal_map.png', RESULTS / f'{stem}_goal_map_s{seed}.png')
-        runs.append({'seed': seed, 'run_dir': str(out.relative_to(RESULTS.parent.parent)) if out.is_relative_to(RESULTS.parent.parent) else str(out),
+            shutil.copyfile(out / 'goal_map.png', results / f'{stem}_goal_map_s{seed}.png')
+        runs.append({'seed': seed, 'run_dir': _repo_relative(out),
                      'wall_s': wall, 'pretrain_s': s.get('pretrain_s'), 'eval_s': s.get('eval_s'),
                      'env_steps': s['env_steps'], 'grad_steps': s['grad_steps'],
                      'stopped_by_wall_cap': bool(s.get('stopped_by_wall_cap')),
@@ -96,36 +107,122 @@ def main(argv=None) -> int:
         print(f"seed {seed}: hand {runs[-1]['hand_distance_median']:.4f} m, success {runs[-1]['success']:.2f}, "
               f"wall {wall:.0f} s, {runs[-1]['env_steps_per_s']:.1f} env steps/s, "
               f"{runs[-1]['grad_steps_per_s']:.1f} grad steps/s", flush=True)
-    hd = [r['hand_distance_median'] for r in runs if r['hand_distance_median'] is not None]
-    headline = HEADLINE.get(args.task, 'hand_distance')
-    hv = [r[f'{headline}_median'] for r in runs if r.get(f'{headline}_median') is not None]
     result = {
         'task': args.task, 'arm': args.arm, 'mode': cfg.mode, 'steps': args.steps, 'seeds': args.seeds,
         'smoke': args.smoke, 'max_minutes': args.max_minutes, 'threads': args.threads, 'device': args.device, 'config': str(config or f'config/learn_{args.task}.yaml'),
         'overrides': {k: v for k, v in overrides.items() if v is not None},
+        'goal_prior': cfg.vae.goal_prior if cfg.uses_vae else None,
+        'relabel': {'own': cfg.relabel.own, 'prior': cfg.relabel.prior, 'future': cfg.relabel.future},
+        'command': 'python -m bench.bench_learn ' + ' '.join(argv),
+        'target': TARGETS.get(args.task), 'runs': runs,
+        'machine': {'python': sys.version.split()[0], 'platform': platform.platform(), 'torch': torch.__version__,
+                    'cpus': __import__('os').cpu_count()},
+        'date': time.strftime('%Y-%m-%d %H:%M:%S'),
+    }
+    write_result(aggregate(result), curves, stem, results)
+    return 0
+
+
+def _repo_relative(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def _without(argv: list[str], options: tuple[str, ...]) -> list[str]:
+    """argv less these options and their values (an option's values run to the next '--' word)."""
+    kept, skipping = [], False
+    for word in argv:
+        if word.startswith('--'):
+            skipping = word.split('=')[0] in options
+        if not skipping:
+            kept.append(word)
+    return kept
+
+
+def run_in_parallel(args, argv: list[str], results: Path) -> int:
+    """Run args.seeds in args.jobs `bench_learn` processes at once (seeds dealt round-robin), each into
+    its own part folder, then move their run directories and goal maps into `results` and merge their
+    JSON files into the one result a single process would have written."""
+    import subprocess
+    import tempfile
+
+    from bench.merge_seeds import merge
+    from rig_learn.runs import read_metrics
+    jobs = min(args.jobs, len(args.seeds))
+    groups = [args.seeds[i::jobs] for i in range(jobs)]
+    base = _without(argv, ('--jobs', '--seeds', '--results-dir'))
+    results.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix='.parts-', dir=results) as parts_dir:
+        parts = [Path(parts_dir) / f'part{i}' for i in range(jobs)]
+        procs = [subprocess.Popen([sys.executable, '-m', 'bench.bench_learn', *base, '--seeds', *map(str, group),
+                                   '--results-dir', str(part)], cwd=REPO)
+                 for group, part in zip(groups, parts)]
+        codes = [proc.wait() for proc in procs]
+        if any(codes):
+            print(f'bench_learn: a seed process failed (exit codes {codes}); nothing merged', file=sys.stderr)
+            return 1
+        part_results, curves = [], {}
+        for part in parts:
+            (result_file,) = [f for f in part.glob('learn_*.json')]
+            result = json.loads(result_file.read_text())
+            stem = result_file.stem
+            for run in result['runs']:
+                src = part / 'runs' / Path(run['run_dir']).name
+                dst = results / 'runs' / src.name
+                if dst.exists():
+                    shutil.rmtree(dst)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.move(str(src), dst)
+                run['run_dir'] = _repo_relative(dst)
+                curves[f"seed {run['seed']}"] = read_metrics(dst / 'metrics.jsonl')
+                goal_map = part / f"{stem}_goal_map_s{run['seed']}.png"
+                if goal_map.exists():
+                    shutil.move(str(goal_map), results / goal_map.name)
+            part_results.append(result)
+    merged = merge(part_results) if len(part_results) > 1 else part_results[0]
+    merged.pop('merged_from', None)   # the parts' command lines only differ in where they wrote
+    merged['command'] = 'python -m bench.bench_learn ' + ' '.join(argv)
+    merged['jobs'] = jobs
+    write_result(merged, dict(sorted(curves.items())), stem, results)
+    return 0
+
+
+def aggregate(result: dict) -> dict:
+    """Fill a result's across-seed fields (medians, throughput, target verdict) from its per-seed runs."""
+    runs, task = result['runs'], result['task']
+    headline = HEADLINE.get(task, 'hand_distance')
+    hd = [r['hand_distance_median'] for r in runs if r.get('hand_distance_median') is not None]
+    hv = [r[f'{headline}_median'] for r in runs if r.get(f'{headline}_median') is not None]
+    result.update({
         'median_final_hand_distance_m': float(np.median(hd)) if hd else None,
         'headline_metric': headline,
         f'median_final_{headline}': float(np.median(hv)) if hv else None,
         'median_wall_s': float(np.median([r['wall_s'] for r in runs])),
         'median_env_steps_per_s': float(np.median([r['env_steps_per_s'] for r in runs])),
         'median_grad_steps_per_s': float(np.median([r['grad_steps_per_s'] for r in runs])),
-        'goal_prior': cfg.vae.goal_prior if cfg.uses_vae else None,
-        'relabel': {'own': cfg.relabel.own, 'prior': cfg.relabel.prior, 'future': cfg.relabel.future},
-        'command': 'python -m bench.bench_learn ' + ' '.join(argv if argv is not None else sys.argv[1:]),
-        'target': TARGETS.get(args.task), 'runs': runs,
-        'machine': {'python': sys.version.split()[0], 'platform': platform.platform(), 'torch': torch.__version__,
-                    'cpus': __import__('os').cpu_count()},
-        'date': time.strftime('%Y-%m-%d %H:%M:%S'),
-    }
-    tgt = TARGETS.get(args.task)
+    })
+    tgt = TARGETS.get(task)
+    result.pop('meets_target', None)
     if tgt and hv:
         steps_done = min(r['env_steps'] for r in runs)
         result['meets_target'] = bool(float(np.median(hv)) <= tgt['max_m']
                                       and steps_done >= tgt['steps'] and result['median_wall_s'] <= tgt['wall_s'])
-    write_json(RESULTS / f'{stem}.json', result)
-    lines = [f'# Learner benchmark: {args.task} ({args.arm}, {cfg.mode}), {args.steps} env steps'
-             + (f', capped at {args.max_minutes:g} min per seed' if args.max_minutes else '')
-             + (' (SMOKE RUN: numbers not meaningful)' if args.smoke else ''), '',
+    return result
+
+
+def write_result(result: dict, curves: dict, stem: str, results_dir: Path = RESULTS) -> None:
+    """<stem>.json, <stem>.md (per-seed table) and the learning-curve PNGs (curves: label -> metrics rows)."""
+    from rig_learn.plots import learning_curve
+    from rig_learn.runs import write_json
+
+    task, runs, mode, steps = result['task'], result['runs'], result['mode'], result['steps']
+    headline = result['headline_metric']
+    hv = [r[f'{headline}_median'] for r in runs if r.get(f'{headline}_median') is not None]
+    tgt, max_minutes = result.get('target'), result.get('max_minutes')
+    write_json(results_dir / f'{stem}.json', result)
+    lines = [f"# Learner benchmark: {task} ({result['arm']}, {mode}), {steps} env steps"
+             + (f', capped at {max_minutes:g} min per seed' if max_minutes else '')
+             + (' (SMOKE RUN: numbers not meaningful)' if result.get('smoke') else ''), '',
              '| seed | env steps done | final hand dist. median (m) | final puck dist. median (m) | success | wall (s) | env steps/s | grad steps/s |',
              '|---|---|---|---|---|---|---|---|']
     fmt = lambda v: '-' if v is None else f'{v:.4f}'
@@ -136,14 +233,19 @@ def main(argv=None) -> int:
         lines += ['', f"Median over seeds, final {headline.replace('_', ' ')}: {float(np.median(hv)):.4f}"
                   + (f" (target <= {tgt['max_m']} m in {tgt['steps']} steps, {tgt['wall_s']} s: "
                      f"{'met' if result.get('meets_target') else 'NOT met'})" if tgt else '')]
-    (RESULTS / f'{stem}.md').write_text('\n'.join(lines) + '\n')
-    learning_curve(curves, RESULTS / f'{stem}_curves.png', key=f'eval/{headline}_median',
-                   title=f"{args.task} {cfg.mode}: eval {headline.replace('_', ' ')} (median)")
-    if headline != 'hand_distance':
-        learning_curve(curves, RESULTS / f'{stem}_hand_curves.png', title=f'{args.task} {cfg.mode}: eval hand distance (median)')
+    if result.get('jobs', 1) > 1:
+        lines += ['', f"Seeds ran {result['jobs']} at a time, one process each (`--jobs`): wall times include sharing the machine."]
+    if result.get('merged_from'):
+        lines += ['', 'Seeds run as separate processes (one per core), merged with `python -m bench.merge_seeds`:']
+        lines += [f"- `{m['command']}` ({m['date']})" for m in result['merged_from']]
+    (results_dir / f'{stem}.md').write_text('\n'.join(lines) + '\n')
+    if curves:
+        learning_curve(curves, results_dir / f'{stem}_curves.png', key=f'eval/{headline}_median',
+                       title=f"{task} {mode}: eval {headline.replace('_', ' ')} (median)")
+        if headline != 'hand_distance':
+            learning_curve(curves, results_dir / f'{stem}_hand_curves.png', title=f'{task} {mode}: eval hand distance (median)')
     print('\n'.join(lines))
-    print(f'wrote {RESULTS / (stem + ".json")}')
-    return 0
+    print(f"wrote {results_dir / (stem + '.json')}")
 
 
 if __name__ == '__main__':

@@ -29,8 +29,8 @@ METHODS = [  # (config-stem suffix, mode) -> name, in table order
 ]
 
 
-PRIOR_NAMES = {'standard': '', 'fitted': ', goal prior fitted to the latents',
-               'data': ', goal prior: latents of seen images'}   # vae.goal_prior -> name suffix
+PRIOR_NAMES = {'standard': ', goal prior N(0, I)', 'fitted': ', goal prior fitted to the latents',
+               'data': ', goal prior: latents of seen images'}   # vae.goal_prior -> name suffix (RIG modes)
 
 
 def goal_prior_of(result: dict) -> str | None:
@@ -91,8 +91,9 @@ def is_default(result: dict, cfg) -> bool:
 def method_of(result: dict) -> tuple[int, str]:
     stem = Path(result.get('config') or f"learn_{result['task']}").stem
     suffix = stem[len(f"learn_{result['task']}"):]
-    prior = goal_prior_of(result) or 'standard'
-    extra = PRIOR_NAMES.get(prior, f', goal prior {prior}') + relabel_override(result)
+    prior = goal_prior_of(result)   # None for the baselines without a VAE
+    extra = ('' if prior is None else PRIOR_NAMES.get(prior, f', goal prior {prior}')) + relabel_override(result)
+    prior = prior or 'standard'
     order = list(PRIOR_NAMES).index(prior) if prior in PRIOR_NAMES else len(PRIOR_NAMES)
     for i, (sfx, mode, name) in enumerate(METHODS):
         if suffix == sfx and result.get('mode') == mode:

@@ -69,13 +69,13 @@ def test_learn_table_picks_the_run_with_most_seeds_and_reads_push_targets(tmp_pa
     assert rows['per_seed'] == [0.05, 0.09, 0.07] and rows['median'] == 0.07
     text = render([rows, reference])
     assert 'final puck distance' in text and 'not met' in text and '--tag _3' in text
-    assert rows['method'] == 'RIG' and rows['default']
+    assert rows['method'] == 'RIG, goal prior N(0, I)' and rows['default']
     (tmp_path / 'learn_push_fitted.json').write_text(json.dumps({**base, 'goal_prior': 'fitted', 'seeds': [0, 1, 2, 4],
                                                                   'runs': [run(0.1)] * 4}))
     (tmp_path / 'learn_push_20k.json').write_text(json.dumps({**base, 'steps': 20000, 'seeds': [0], 'date': '2099',
                                                                'runs': [run(0.2)]}))
-    other = [r for r in collect(tmp_path) if r['method'] != 'RIG' and r['file']]
-    rig = [(r['steps'], r['median']) for r in collect(tmp_path) if r['method'] == 'RIG']
+    other = [r for r in collect(tmp_path) if r['method'] != 'RIG, goal prior N(0, I)' and r['file']]
+    rig = [(r['steps'], r['median']) for r in collect(tmp_path) if r['method'] == 'RIG, goal prior N(0, I)']
     assert rig == [(20000, 0.2), (200000, 0.07)]   # a shorter, later run does not hide the 200k one
     assert 'not met' in render(collect(tmp_path))   # judged on the 200k row, not the 20k one
     (tmp_path / 'learn_push_3.json').unlink()
@@ -170,3 +170,49 @@ def test_learn_table_do_nothing_row_matches_a_motionless_policy_on_the_eval_goal
     assert row['success'] == [pytest.approx(float(np.mean(res.success)))]
     if task == 'push':
         assert row['hand_per_seed'] == [pytest.approx(float(np.median(res.hand_distance)), abs=2e-3)]
+
+
+def test_seeds_run_in_parallel_processes_merge_into_one_result(tmp_path):
+    """bench_learn --jobs 2 runs each seed in its own process (one per core) and merges their results
+    into the result one process would write: every seed's run directory, medians and verdict
+    recomputed, curves. merge_seeds refuses results of different experiments or a seed given twice."""
+    import copy
+    import json
+
+    import bench.bench_learn as bench_learn
+    import bench.merge_seeds as merge_seeds
+    argv = ['--task', 'reach', '--seeds', '0', '1', '--steps', '200', '--smoke', '--eval-goals', '3', '--tag', '_m',
+            '--jobs', '2', '--results-dir', str(tmp_path)]
+    assert bench_learn.main(argv) == 0
+    merged = json.loads((tmp_path / 'learn_reach_m.json').read_text())
+    assert merged['seeds'] == [0, 1] and [r['seed'] for r in merged['runs']] == [0, 1] and merged['jobs'] == 2
+    hands = [r['hand_distance_median'] for r in merged['runs']]
+    assert merged['median_final_hand_distance'] == pytest.approx(sum(hands) / 2)
+    assert merged['meets_target'] is False   # 200 of the target's 10000 steps
+    assert merged['command'] == 'python -m bench.bench_learn ' + ' '.join(argv)
+    for seed in (0, 1):
+        assert (tmp_path / 'runs' / f'learn_reach_m_s{seed}' / 'metrics.jsonl').exists()
+        assert (tmp_path / f'learn_reach_m_goal_map_s{seed}.png').exists()
+    assert 'one process each' in (tmp_path / 'learn_reach_m.md').read_text()
+    assert (tmp_path / 'learn_reach_m_curves.png').stat().st_size > 0
+    assert not list(tmp_path.glob('.parts-*'))
+    # Two single-seed results of one experiment merge; anything else is refused.
+    a, b = copy.deepcopy(merged), copy.deepcopy(merged)
+    a['runs'], a['seeds'], b['runs'], b['seeds'] = merged['runs'][:1], [0], merged['runs'][1:], [1]
+    assert merge_seeds.merge([b, a])['seeds'] == [0, 1]
+    (tmp_path / 'a.json').write_text(json.dumps(a))
+    (tmp_path / 'b.json').write_text(json.dumps(b))
+    out = tmp_path / 'merged' / 'learn_reach_m.json'
+    assert merge_seeds.main([str(tmp_path / 'b.json'), str(tmp_path / 'a.json'), '--out', str(out)]) == 0
+    again = json.loads(out.read_text())
+    assert again['median_final_hand_distance'] == merged['median_final_hand_distance'] and len(again['merged_from']) == 2
+    assert '--seeds 0 1 ' in again['command'] and 'merge_seeds' in (out.parent / 'learn_reach_m.md').read_text()
+    c = copy.deepcopy(b)
+    c['overrides']['vae.goal_prior'] = 'data'
+    (tmp_path / 'c.json').write_text(json.dumps(c))
+    assert merge_seeds.main([str(tmp_path / 'a.json'), str(tmp_path / 'c.json'), '--out', str(out)]) == 2
+    with pytest.raises(ValueError, match='overrides'):
+        merge_seeds.merge([a, c])
+    with pytest.raises(ValueError, match='twice'):
+        merge_seeds.merge([a, copy.deepcopy(a)])
+    assert json.loads(out.read_text())['seeds'] == [0, 1]   # a refused merge leaves the output alone
