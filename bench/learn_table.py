@@ -93,6 +93,8 @@ def method_of(result: dict) -> tuple[int, str]:
     suffix = stem[len(f"learn_{result['task']}"):]
     prior = goal_prior_of(result)   # None for the baselines without a VAE
     extra = ('' if prior is None else PRIOR_NAMES.get(prior, f', goal prior {prior}')) + relabel_override(result)
+    extra += ''.join(f', {k}={v}' for k, v in sorted((result.get('overrides') or {}).items())   # any other change
+                     if k not in HARNESS_KEYS and k != 'vae.goal_prior' and not k.startswith('relabel.'))
     prior = prior or 'standard'
     order = list(PRIOR_NAMES).index(prior) if prior in PRIOR_NAMES else len(PRIOR_NAMES)
     for i, (sfx, mode, name) in enumerate(METHODS):

@@ -91,6 +91,14 @@ def test_learn_table_picks_the_run_with_most_seeds_and_reads_push_targets(tmp_pa
     assert [r['method'] for r in rows if r.get('default')] == ['RIG, goal prior: latents of seen images']
     text = render(rows)
     assert 'latents of seen images **(default config)**' in text and ': met.' in text
+    # A run changing anything else is a row of its own, named by what it changed, and not the default.
+    (tmp_path / 'learn_push_data_bank.json').write_text(json.dumps(
+        {**base, 'goal_prior': 'data', 'overrides': {'vae.goal_prior': 'data', 'vae.goal_bank_pretrain_fraction': 0.5},
+         'seeds': [0], 'runs': [run(0.04)], 'meets_target': True, 'relabel': {'own': 0.1, 'prior': 0.5, 'future': 0.4}}))
+    rows = bench.learn_table.collect(tmp_path, defaults=defaults_with('data'))
+    variant = [r for r in rows if r['file'] == 'learn_push_data_bank.json']
+    assert variant[0]['method'] == 'RIG, goal prior: latents of seen images, vae.goal_bank_pretrain_fraction=0.5'
+    assert not variant[0]['default'] and [r['file'] for r in rows if r.get('default')] == ['learn_push_data.json']
     rows = bench.learn_table.collect(tmp_path, defaults=defaults_with('standard'))
     assert [r['file'] for r in rows if r.get('default')] == ['learn_push_20k.json']
     assert 'no result with the current defaults yet' in render(rows)

@@ -156,3 +156,20 @@ def test_checkpoint_without_goal_prior_loads_with_the_standard_normal(trained, t
     np.testing.assert_array_equal(loaded.vae.goal_prior_mean.numpy(), 0.0)
     np.testing.assert_array_equal(loaded.vae.goal_prior_std.numpy(), 1.0)
     assert len(loaded.vae.goal_bank) == 0
+
+
+@pytest.mark.parametrize('share', [1.0, 0.0, 0.5])
+def test_data_goal_bank_keeps_the_pretraining_share_it_is_given(share):
+    """vae.goal_bank_pretrain_fraction: after a buffer refit the goal bank holds that share of
+    pretraining-image latents and the rest from the replay buffer (re-encoded by the same VAE)."""
+    torch.set_num_threads(1)
+    cfg = tiny_config(**{'vae.goal_prior': 'data', 'vae.goal_bank_pretrain_fraction': share, 'vae.goal_bank_size': 64})
+    agent = RIGAgent.from_config(cfg, make_task_env('toy_reach', seed=0))
+    agent.learn(120)   # refits at steps 100: the bank is rebuilt from the buffer and the pretraining set
+    bank = agent.vae.goal_bank.numpy()
+    pre = agent.encode(agent.pretrain_images)[0]
+    buf = agent.buffer.obs_feat[agent.buffer.written]
+    near = lambda z, ref: np.min(np.linalg.norm(z[:, None] - ref[None], axis=2), axis=1) < 1e-4
+    from_pre, from_buf = near(bank, pre), near(bank, buf)
+    assert len(bank) == 64 and np.all(from_pre | from_buf)
+    assert np.sum(from_pre & ~from_buf) == pytest.approx(64 * share, abs=0.5 if share in (0.0, 1.0) else 2)

@@ -248,7 +248,8 @@ class RIGAgent:
     def _refit_goal_prior(self, images: np.ndarray | None = None) -> None:
         """vae.goal_prior 'fitted': fit imagined goals to the latents of `images`, or of the whole
         replay buffer (already re-encoded). 'data': keep latents of the pretraining images and the
-        buffer as the goal bank. Nothing is encoded for the default N(0, I)."""
+        buffer as the goal bank, uniformly or in the shares vae.goal_bank_pretrain_fraction sets.
+        Nothing is encoded for the default N(0, I)."""
         prior = self.cfg.vae.goal_prior if self.cfg.uses_vae else 'standard'
         if prior == 'standard':
             return
@@ -256,11 +257,16 @@ class RIGAgent:
             latents = self.encode(images)[0] if images is not None else self.buffer.obs_feat[self.buffer.written]
             self.featurizer.fit_prior(latents)
             return
+        size, share = self.cfg.vae.goal_bank_size, self.cfg.vae.goal_bank_pretrain_fraction
         parts = [self.buffer.obs_feat[self.buffer.written]] if images is None else []
         seen = images if images is not None else self.pretrain_images
         if seen is not None:
             parts.append(self.encode(seen)[0])
-        self.featurizer.set_prior_bank(np.concatenate(parts), self.cfg.vae.goal_bank_size, self.rng)
+        if share is not None and len(parts) == 2 and len(parts[0]):   # fixed shares: pretraining, buffer
+            n_seen = int(round(size * share))
+            pick = lambda z, n: z[self.rng.choice(len(z), min(n, len(z)), replace=False)]
+            parts = [pick(parts[1], n_seen), pick(parts[0], size - n_seen)]
+        self.featurizer.set_prior_bank(np.concatenate(parts), size, self.rng)
 
     def refit_vae(self, steps: int | None = None) -> dict:
         """Online VAE refit on replay images, then re-encode the whole buffer."""

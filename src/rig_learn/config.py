@@ -52,6 +52,11 @@ class VAEConfig:
     # has, without a Gaussian's off-manifold combinations (Skew-Fit's buffer sampling with alpha = 0).
     goal_prior: str = 'standard'
     goal_bank_size: int = 4096      # goal_prior 'data': latents kept (a uniform subsample)
+    # goal_prior 'data': share of the goal bank drawn from the pretraining images' latents once the
+    # replay buffer has data. None draws uniformly from all images seen, so the buffer soon dominates
+    # (at 200k push steps the 10,000 pretraining images are 9% of them) and imagined goals drift to
+    # the states the policy already produces, such as a puck that has not moved.
+    goal_bank_pretrain_fraction: float | None = None
 
 
 @dataclass
@@ -134,6 +139,9 @@ class LearnConfig:
             raise ConfigError(f'vae.arch must be conv48 or conv84, got {self.vae.arch!r}')
         if self.vae.goal_prior not in ('data', 'fitted', 'standard'):
             raise ConfigError(f'vae.goal_prior must be data, fitted or standard, got {self.vae.goal_prior!r}')
+        f = self.vae.goal_bank_pretrain_fraction
+        if f is not None and not 0.0 <= f <= 1.0:
+            raise ConfigError(f'vae.goal_bank_pretrain_fraction must be in [0, 1] or null, got {f}')
         if self.vae.goal_bank_size < 1:
             raise ConfigError(f'vae.goal_bank_size must be >= 1, got {self.vae.goal_bank_size}')
         if self.vae.decoder not in ('gaussian', 'bernoulli'):
