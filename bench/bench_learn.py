@@ -142,7 +142,8 @@ def _without(argv: list[str], options: tuple[str, ...]) -> list[str]:
 def run_in_parallel(args, argv: list[str], results: Path) -> int:
     """Run args.seeds in args.jobs `bench_learn` processes at once (seeds dealt round-robin), each into
     its own part folder, then move their run directories and goal maps into `results` and merge their
-    JSON files into the one result a single process would have written."""
+    JSON files into the one result a single process would have written. If a process fails, the
+    seeds that finished still get their run directories moved (nothing trained is lost), unmerged."""
     import subprocess
     import tempfile
 
@@ -151,34 +152,35 @@ def run_in_parallel(args, argv: list[str], results: Path) -> int:
     jobs = min(args.jobs, len(args.seeds))
     groups = [args.seeds[i::jobs] for i in range(jobs)]
     base = _without(argv, ('--jobs', '--seeds', '--results-dir'))
+    results = Path(results).resolve()   # the processes run from the repository root
     results.mkdir(parents=True, exist_ok=True)
+    part_results, curves = [], {}
     with tempfile.TemporaryDirectory(prefix='.parts-', dir=results) as parts_dir:
         parts = [Path(parts_dir) / f'part{i}' for i in range(jobs)]
         procs = [subprocess.Popen([sys.executable, '-m', 'bench.bench_learn', *base, '--seeds', *map(str, group),
                                    '--results-dir', str(part)], cwd=REPO)
                  for group, part in zip(groups, parts)]
         codes = [proc.wait() for proc in procs]
-        if any(codes):
-            print(f'bench_learn: a seed process failed (exit codes {codes}); nothing merged', file=sys.stderr)
-            return 1
-        part_results, curves = [], {}
         for part in parts:
-            (result_file,) = [f for f in part.glob('learn_*.json')]
-            result = json.loads(result_file.read_text())
-            stem = result_file.stem
-            for run in result['runs']:
-                src = part / 'runs' / Path(run['run_dir']).name
-                dst = results / 'runs' / src.name
+            for run_dir in sorted((part / 'runs').glob('*')):   # every finished (or failed) seed's run
+                dst = results / 'runs' / run_dir.name
                 if dst.exists():
                     shutil.rmtree(dst)
                 dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.move(str(src), dst)
-                run['run_dir'] = _repo_relative(dst)
-                curves[f"seed {run['seed']}"] = read_metrics(dst / 'metrics.jsonl')
-                goal_map = part / f"{stem}_goal_map_s{run['seed']}.png"
-                if goal_map.exists():
-                    shutil.move(str(goal_map), results / goal_map.name)
-            part_results.append(result)
+                shutil.move(str(run_dir), dst)
+            for goal_map in part.glob('*_goal_map_s*.png'):
+                shutil.move(str(goal_map), results / goal_map.name)
+            for result_file in part.glob('*.json'):
+                result = json.loads(result_file.read_text())
+                stem = result_file.stem
+                for run in result['runs']:
+                    run['run_dir'] = _repo_relative(results / 'runs' / Path(run['run_dir']).name)
+                    curves[f"seed {run['seed']}"] = read_metrics(Path(REPO, run['run_dir'], 'metrics.jsonl'))
+                part_results.append(result)
+    if any(codes):
+        print(f'bench_learn: a seed process failed (exit codes {codes}); run directories are in '
+              f"{results / 'runs'}, results not merged", file=sys.stderr)
+        return 1
     merged = merge(part_results) if len(part_results) > 1 else part_results[0]
     merged.pop('merged_from', None)   # the parts' command lines only differ in where they wrote
     merged['command'] = 'python -m bench.bench_learn ' + ' '.join(argv)

@@ -224,3 +224,7 @@ def test_seeds_run_in_parallel_processes_merge_into_one_result(tmp_path):
     with pytest.raises(ValueError, match='twice'):
         merge_seeds.merge([a, copy.deepcopy(a)])
     assert json.loads(out.read_text())['seeds'] == [0, 1]   # a refused merge leaves the output alone
+    # A seed process that fails makes the whole run fail, with nothing merged.
+    bad = tmp_path / 'bad'
+    assert bench_learn.main([*argv[:-1], str(bad), '--set', 'rl.algo=nope']) == 1
+    assert not list(bad.glob('*.json')) and not list(bad.glob('.parts-*'))
