@@ -3,6 +3,7 @@ distance point the hand the right way?
 
     python -m bench.bench_vae --task push
     python -m bench.bench_vae --task push --set vae.latent_dim=4 --set vae.beta=0.5 --tag _latent4
+    python -m bench.bench_vae --task push --checkpoint RUN_DIR/checkpoint --tag _run   # a trained run's VAE
 
 Pretrains the task's VAE exactly as `rig train` would (config/learn_<task>.yaml plus --set
 overrides), then on images of goal states (env.sample_goal()):
@@ -79,6 +80,9 @@ def main(argv=None) -> int:
     p.add_argument('--set', action='append', default=[], metavar='KEY=VALUE')
     p.add_argument('--goals', type=int, default=600, help='goal images for the probe (2/3 fit, 1/3 scored)')
     p.add_argument('--tag', default='')
+    p.add_argument('--checkpoint', type=Path, default=None,
+                   help="probe a trained run's VAE (RUN_DIR/checkpoint, after its online refits) "
+                        'instead of pretraining a fresh one; the config is the checkpoint\'s')
     args = p.parse_args(argv)
 
     import torch
@@ -89,14 +93,23 @@ def main(argv=None) -> int:
     from rig_learn.runs import load_config, to_dict, write_json
 
     torch.set_num_threads(1)
-    cfg = load_config(args.task, args.config, seed=args.seed, arm=args.arm, **parse_sets(args.set))
+    if args.checkpoint is not None:
+        agent = RIGAgent.load(args.checkpoint)
+        cfg = agent.cfg
+        if cfg.task != args.task:
+            p.error(f'{args.checkpoint} is a {cfg.task!r} checkpoint, not {args.task!r}')
+    else:
+        cfg = load_config(args.task, args.config, seed=args.seed, arm=args.arm, **parse_sets(args.set))
     if not cfg.uses_vae:
         p.error(f'mode {cfg.mode!r} has no VAE')
     env = make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed, factory=cfg.env, horizon=cfg.horizon)
-    agent = RIGAgent.from_config(cfg, env)
     t0 = time.perf_counter()
-    vae_metrics = agent.pretrain_vae()
-    pretrain_s = time.perf_counter() - t0
+    if args.checkpoint is None:
+        agent = RIGAgent.from_config(cfg, env)
+        vae_metrics = agent.pretrain_vae()
+    else:
+        vae_metrics = {}
+    pretrain_s = time.perf_counter() - t0 if args.checkpoint is None else None
     rng = np.random.default_rng(args.seed + 1)
     goals = [env.unwrapped.sample_goal(rng) for _ in range(args.goals)]
     images = np.stack([g['image'] for g in goals])
@@ -104,7 +117,8 @@ def main(argv=None) -> int:
     mu, logvar = agent.encode(images)
     n_fit = 2 * len(goals) // 3
     r2 = {name: probe_r2(mu, states[:, sl], n_fit) for name, sl in PROBES[args.task].items()}
-    result = {'task': args.task, 'arm': args.arm, 'config': args.config or f'config/learn_{args.task}.yaml',
+    result = {'task': args.task, 'arm': cfg.arm, 'config': args.config or (None if args.checkpoint else f'config/learn_{args.task}.yaml'),
+              'checkpoint': str(args.checkpoint) if args.checkpoint else None,
               'overrides': args.set, 'vae': to_dict(cfg.vae), 'pretrain_s': pretrain_s,
               'final_pretrain_batch': vae_metrics, 'probe_r2': r2,
               'latent_mean_std': mu.std(0).round(3).tolist(),
@@ -121,7 +135,7 @@ def main(argv=None) -> int:
           + f", {result['active_dims']} active dims"
           + (f", argmin hand error {result['landscape']['argmin_hand_error_m']:.3f} m, "
              f"landscape corr {result['landscape']['landscape_corr']:.2f}" if 'landscape' in result else '')
-          + f' (pretraining {pretrain_s:.0f} s)')
+          + (f' (pretraining {pretrain_s:.0f} s)' if pretrain_s is not None else f' ({args.checkpoint})'))
     print(f"wrote {RESULTS / (stem + '.json')}")
     return 0
 

@@ -175,7 +175,7 @@ def collect(results_dir: Path = RESULTS, defaults=default_config) -> list[dict]:
         rows.append({
             'task': task, 'method': method_of(result)[1], 'steps': result['steps'], 'seeds': result['seeds'],
             'stopped_at': (min(capped), result.get('max_minutes')) if capped else None,
-            'headline': headline, 'median': sorted(per_seed)[len(per_seed) // 2] if per_seed else None,
+            'headline': headline, 'median': float(np.median(per_seed)) if per_seed else None,
             'per_seed': per_seed, 'hand_per_seed': per_hand if headline != 'hand_distance' else [],
             'success': [r.get('success') for r in result['runs']],
             'wall_s': [r['wall_s'] for r in result['runs']],

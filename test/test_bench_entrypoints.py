@@ -31,6 +31,29 @@ def test_vae_diagnostic_reports_probe_and_landscape(tmp_path, monkeypatch):
     assert (tmp_path / 'vae_push_t.png').stat().st_size > 0
 
 
+def test_vae_diagnostic_probes_a_trained_runs_checkpoint(tmp_path, monkeypatch, capsys):
+    """bench_vae --checkpoint probes the VAE a run ended with (no pretraining) and refuses another task's."""
+    import json
+
+    import torch
+
+    import bench.bench_vae as bench_vae
+    from rig_learn import RIGAgent, make_task_env
+    from rig_learn.testing import tiny_config
+    torch.set_num_threads(1)
+    agent = RIGAgent.from_config(tiny_config(task='push', **{'vae.pretrain_images': 60}), make_task_env('push', seed=0))
+    agent.learn(60)
+    agent.save(tmp_path / 'checkpoint')
+    monkeypatch.setattr(bench_vae, 'RESULTS', tmp_path)
+    assert bench_vae.main(['--task', 'push', '--checkpoint', str(tmp_path / 'checkpoint'), '--goals', '45', '--tag', '_c']) == 0
+    result = json.loads((tmp_path / 'vae_push_c.json').read_text())
+    assert result['checkpoint'] == str(tmp_path / 'checkpoint') and result['pretrain_s'] is None
+    assert result['vae']['latent_dim'] == 4 and len(result['latent_mean_std']) == 4   # the checkpoint's VAE
+    with pytest.raises(SystemExit):
+        bench_vae.main(['--task', 'reach', '--checkpoint', str(tmp_path / 'checkpoint')])
+    assert "a 'push' checkpoint, not 'reach'" in capsys.readouterr().err
+
+
 def test_probe_r2_is_one_for_a_linear_code_and_near_zero_for_noise():
     import numpy as np
 
@@ -228,3 +251,16 @@ def test_seeds_run_in_parallel_processes_merge_into_one_result(tmp_path):
     bad = tmp_path / 'bad'
     assert bench_learn.main([*argv[:-1], str(bad), '--set', 'rl.algo=nope']) == 1
     assert not list(bad.glob('*.json')) and not list(bad.glob('.parts-*'))
+
+
+def test_learn_table_median_over_an_even_number_of_seeds_matches_bench_learn(tmp_path):
+    """Two seeds: the table's median is their mean, as bench_learn's JSON has it (not the upper one)."""
+    import json
+
+    from bench.learn_table import collect
+    run = lambda puck: {'puck_distance_median': puck, 'hand_distance_median': 0.03, 'success': 0.4, 'wall_s': 6000}
+    (tmp_path / 'learn_push_x.json').write_text(json.dumps(
+        {'task': 'push', 'mode': 'oracle', 'steps': 200000, 'config': 'config/learn_push_oracle.yaml', 'seeds': [0, 2],
+         'median_env_steps_per_s': 35.0, 'median_grad_steps_per_s': 140.0, 'runs': [run(0.068), run(0.074)]}))
+    (row,) = [r for r in collect(tmp_path) if r['file']]
+    assert row['median'] == pytest.approx(0.071)
