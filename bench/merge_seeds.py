@@ -19,12 +19,11 @@ import re
 import sys
 from pathlib import Path
 
-from bench.bench_learn import RESULTS, aggregate, write_result
+from bench.bench_learn import REPO, RESULTS, aggregate, write_result
 
 # Fields that must agree for two result files to be seeds of one experiment.
 SAME = ('task', 'arm', 'mode', 'steps', 'smoke', 'max_minutes', 'threads', 'device', 'config',
         'overrides', 'goal_prior', 'relabel', 'target')
-REPO = RESULTS.parent.parent
 
 
 def _with_seeds(command: str, seeds: list[int]) -> str:
