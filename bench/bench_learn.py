@@ -219,7 +219,7 @@ def write_result(result: dict, curves: dict, stem: str, results_dir: Path = RESU
 
     task, runs, mode, steps = result['task'], result['runs'], result['mode'], result['steps']
     headline = result['headline_metric']
-    hv = [r[f'{headline}_median'] for r in runs if r.get(f'{headline}_median') is not None]
+    median = result.get(f'median_final_{headline}')   # (aggregate's)
     tgt, max_minutes = result.get('target'), result.get('max_minutes')
     write_json(results_dir / f'{stem}.json', result)
     lines = [f"# Learner benchmark: {task} ({result['arm']}, {mode}), {steps} env steps"
@@ -231,8 +231,8 @@ def write_result(result: dict, curves: dict, stem: str, results_dir: Path = RESU
     for r in runs:
         lines.append(f"| {r['seed']} | {r['env_steps']} | {fmt(r['hand_distance_median'])} | {fmt(r['puck_distance_median'])} | "
                      f"{r['success']:.2f} | {r['wall_s']:.0f} | {r['env_steps_per_s']:.1f} | {r['grad_steps_per_s']:.1f} |")
-    if hv:
-        lines += ['', f"Median over seeds, final {headline.replace('_', ' ')}: {float(np.median(hv)):.4f}"
+    if median is not None:
+        lines += ['', f"Median over seeds, final {headline.replace('_', ' ')}: {median:.4f}"
                   + (f" (target <= {tgt['max_m']} m in {tgt['steps']} steps, {tgt['wall_s']} s: "
                      f"{'met' if result.get('meets_target') else 'NOT met'})" if tgt else '')]
     if result.get('jobs', 1) > 1:
