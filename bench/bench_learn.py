@@ -104,6 +104,9 @@ def main(argv=None) -> int:
                      'door_angle_error_median': s.get('eval/door_angle_error_median'),
                      'success': s.get('eval/success'), 'n_goals': s.get('eval/n_goals'),
                      'per_goal_hand_distance': np.asarray(s['per_goal']['hand_distance']).tolist()})
+        if args.task == 'push':   # where it fails: goals grouped by push direction (bench.per_goal)
+            from bench.per_goal import breakdown
+            runs[-1]['per_goal_direction'] = breakdown(out)
         print(f"seed {seed}: hand {runs[-1]['hand_distance_median']:.4f} m, success {runs[-1]['success']:.2f}, "
               f"wall {wall:.0f} s, {runs[-1]['env_steps_per_s']:.1f} env steps/s, "
               f"{runs[-1]['grad_steps_per_s']:.1f} grad steps/s", flush=True)
@@ -235,6 +238,13 @@ def write_result(result: dict, curves: dict, stem: str, results_dir: Path = RESU
         lines += ['', f"Median over seeds, final {headline.replace('_', ' ')}: {median:.4f}"
                   + (f" (target <= {tgt['max_m']} m in {tgt['steps']} steps, {tgt['wall_s']} s: "
                      f"{'met' if result.get('meets_target') else 'NOT met'})" if tgt else '')]
+    directions = [r for r in runs if r.get('per_goal_direction')]
+    if directions:
+        from bench.per_goal import markdown
+        ok_m = directions[0]['per_goal_direction']['success_distance_m']
+        lines += ['', f'Final puck distance per goal, by the direction the goal moves the puck (`python -m bench.per_goal`; '
+                  f'goals within {ok_m} m / goals, median in brackets):', '',
+                  markdown([{**r['per_goal_direction'], 'run_dir': f"seed {r['seed']}"} for r in directions])]
     if result.get('jobs', 1) > 1:
         lines += ['', f"Seeds ran {result['jobs']} at a time, one process each (`--jobs`): wall times include sharing the machine."]
     if result.get('merged_from'):

@@ -138,12 +138,17 @@ def do_nothing_row(task: str, n_goals: int = 50) -> dict | None:
     final = hand if task == 'reach' else np.linalg.norm(goals[:, 3:5] - np.array(REGION_CENTRE), axis=1)
     success = final < success_distance(task)
     median = float(np.median(final))
+    directions = []
+    if task == 'push':
+        from bench.per_goal import direction_summary
+        directions = [direction_summary(final, goals[:, 3], success_distance(task))]
     still = 'hand stays home' + (', puck at its start' if task == 'push' else '')
     return {'task': task, 'method': f'do nothing ({still}): the scale',
             'steps': 0, 'seeds': [], 'headline': HEADLINE.get(task, 'hand_distance'), 'median': median,
             'per_seed': [median], 'hand_per_seed': [float(np.median(hand))] if task == 'push' else [],
             'success': [float(np.mean(success))], 'wall_s': [], 'env_steps_per_s': None, 'grad_steps_per_s': None,
-            'target': None, 'meets_target': None, 'command': 'python -m bench.learn_table', 'file': None}
+            'target': None, 'meets_target': None, 'command': 'python -m bench.learn_table', 'file': None,
+            'directions': directions}
 
 
 def collect(results_dir: Path = RESULTS, defaults=default_config) -> list[dict]:
@@ -184,6 +189,7 @@ def collect(results_dir: Path = RESULTS, defaults=default_config) -> list[dict]:
             'target': result.get('target'), 'meets_target': result.get('meets_target'),
             'default': is_default(result, default_cfgs[task]),
             'command': command_of(result, path), 'file': path.name,
+            'directions': [r['per_goal_direction'] for r in result['runs'] if r.get('per_goal_direction')],
         })
     for task in sorted({r['task'] for r in rows}):
         reference = do_nothing_row(task)
@@ -225,8 +231,32 @@ def render(rows: list[dict]) -> str:
             lines += ['', f"Target for RIG with the default config: final {tgt.get('metric', 'hand_distance').replace('_', ' ')} "
                           f"<= {tgt.get('max_m', tgt.get('hand_distance_m'))} m after {tgt['steps']} steps within "
                           f"{tgt['wall_s'] / 60:.0f} min: {'met' if met else 'not met' if met is not None else met_text}."]
+        lines += where_it_fails(trs)
         lines.append('')
     return '\n'.join(lines)
+
+
+def where_it_fails(rows: list[dict]) -> list[str]:
+    """Push: per method, goals ending within the success distance, split by the direction the goal
+    moves the puck (bench.per_goal), per seed: which kind of goal a method fails on."""
+    from bench.per_goal import GROUPS
+    rows = [r for r in rows if r.get('directions')]
+    if not rows:
+        return []
+    first = rows[0]['directions'][0]
+    lines = ['', f"Where it fails: goals whose final puck distance is within {first['success_distance_m']} m, "
+                 f"per seed, by where the goal puts the puck (x more than {100 * first['direction_margin_m']:.0f} cm "
+                 f"nearer the robot than its start, within that, or farther); `python -m bench.per_goal RUN_DIR`. "
+                 f"A median within {first['success_distance_m']} m needs at least "
+                 f"{first['within_needed_for_median']} of {first['n_goals']}.", '',
+             '| method | env steps | all goals | ' + ' | '.join(GROUPS) + ' |', '|---|---|---|' + '---|' * len(GROUPS)]
+    for r in rows:
+        per = lambda get: ' / '.join(get(d) for d in r['directions'])
+        cells = [r['method'] + (' **(default config)**' if r.get('default') else ''), str(r['steps']),
+                 per(lambda d: f"{d['within']} of {d['n_goals']}")]
+        cells += [per(lambda d, g=g: f"{d['groups'][g]['within']} of {d['groups'][g]['n_goals']}") for g in GROUPS]
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return lines
 
 
 def main(argv=None) -> int:

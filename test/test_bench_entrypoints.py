@@ -264,3 +264,57 @@ def test_learn_table_median_over_an_even_number_of_seeds_matches_bench_learn(tmp
          'median_env_steps_per_s': 35.0, 'median_grad_steps_per_s': 140.0, 'runs': [run(0.068), run(0.074)]}))
     (row,) = [r for r in collect(tmp_path) if r['file']]
     assert row['median'] == pytest.approx(0.071)
+
+
+def test_push_results_break_final_distances_down_by_push_direction(tmp_path):
+    """A push result says where the policy fails: per goal direction (towards the robot, sideways,
+    away), goals within the success distance and their median, from the run's own eval goals; runs
+    whose eval.json predates stored goal states get the same goals redrawn from the goal seed."""
+    import json
+
+    import bench.bench_learn as bench_learn
+    from bench.per_goal import GROUPS, breakdown, main as per_goal_main
+    from rig_sim.tasks import PUCK_SUCCESS_DISTANCE, REGION_CENTRE
+    argv = ['--task', 'push', '--seeds', '0', '--steps', '200', '--smoke', '--eval-goals', '5', '--tag', '_d',
+            '--results-dir', str(tmp_path)]
+    assert bench_learn.main(argv) == 0
+    result = json.loads((tmp_path / 'learn_push_d.json').read_text())
+    stored = result['runs'][0]['per_goal_direction']
+    run_dir = tmp_path / 'runs' / 'learn_push_d_s0'
+    final = json.loads((run_dir / 'eval.json').read_text())
+    puck = np.asarray(final['per_goal']['puck_distance'])
+    goals = np.asarray(final['per_goal']['goal_state'])
+    assert goals.shape == (5, 5)
+    dx = goals[:, 3] - REGION_CENTRE[0]
+    expect = [dx < -0.03, np.abs(dx) <= 0.03, dx > 0.03]
+    assert [stored['groups'][g]['n_goals'] for g in GROUPS] == [int(m.sum()) for m in expect]
+    assert [stored['groups'][g]['within'] for g in GROUPS] == [int((puck[m] <= PUCK_SUCCESS_DISTANCE).sum()) for m in expect]
+    assert stored['within'] == int((puck <= PUCK_SUCCESS_DISTANCE).sum()) and stored['n_goals'] == 5
+    assert 'towards the robot' in (tmp_path / 'learn_push_d.md').read_text()
+    # An eval.json without goal states: the goals are redrawn exactly.
+    del final['per_goal']['goal_state']
+    (run_dir / 'eval.json').write_text(json.dumps(final))
+    assert breakdown(run_dir) == stored
+    # --update stores it in a result written without it, and refuses a run directory of another run.
+    del result['runs'][0]['per_goal_direction']
+    result['runs'][0]['run_dir'] = str(run_dir)
+    (tmp_path / 'old.json').write_text(json.dumps(result))
+    assert per_goal_main(['--update', str(tmp_path / 'old.json')]) == 0
+    assert json.loads((tmp_path / 'old.json').read_text())['runs'][0]['per_goal_direction'] == stored
+    assert 'towards the robot' in (tmp_path / 'old.md').read_text()
+    result['runs'][0]['puck_distance_median'] += 0.01
+    (tmp_path / 'other.json').write_text(json.dumps(result))
+    with pytest.raises(SystemExit, match='differs'):
+        per_goal_main(['--update', str(tmp_path / 'other.json')])
+    # learn_table shows it per method, next to doing nothing on the same goals.
+    from bench.learn_table import collect, render
+    table_dir = tmp_path / 'table'
+    table_dir.mkdir()
+    updated = json.loads((tmp_path / 'old.json').read_text())
+    (table_dir / 'learn_push_d.json').write_text(json.dumps({**updated, 'smoke': False}))
+    text = render(collect(table_dir))
+    assert 'Where it fails' in text
+    fails = text[text.index('Where it fails'):].splitlines()
+    line = next(l for l in fails if l.startswith('| RIG'))
+    assert f"| 200 | {stored['within']} of 5 |" in line
+    assert any(l.startswith('| do nothing') and ' of 50 |' in l for l in fails)
