@@ -96,6 +96,7 @@ class RIGAgent:
         self.counters = {'env_steps': 0, 'grad_steps': 0, 'episodes': 0, 'vae_refits': 0,
                          'vae_pretrained': False, 'refit_at_step': -1, 'vae_pretrain_env_steps': 0, 'train_seconds': 0.0}
         self.pretrain_images: np.ndarray | None = None
+        self._skew_sample: tuple[np.ndarray, np.ndarray] | None = None   # vae.goal_bank_skew candidates, weights
         self.last_metrics: dict = {}
         self._episode_open = False
         self._update_budget = 0.0
@@ -257,6 +258,9 @@ class RIGAgent:
             latents = self.encode(images)[0] if images is not None else self.buffer.obs_feat[self.buffer.written]
             self.featurizer.fit_prior(latents)
             return
+        if self.cfg.vae.goal_bank_skew != 0.0:
+            self._skew_goal_bank(images)
+            return
         size, share = self.cfg.vae.goal_bank_size, self.cfg.vae.goal_bank_pretrain_fraction
         parts = [self.buffer.obs_feat[self.buffer.written]] if images is None else []
         seen = images if images is not None else self.pretrain_images
@@ -268,14 +272,48 @@ class RIGAgent:
             parts = [pick(parts[1], n_seen), pick(parts[0], size - n_seen)]
         self.featurizer.set_prior_bank(np.concatenate(parts), size, self.rng)
 
+    def _skew_goal_bank(self, images: np.ndarray | None = None) -> None:
+        """vae.goal_bank_skew (Skew-Fit): draw candidates uniformly from the images seen (`images`
+        at pretraining, else the pretraining set and the replay buffer), weigh each by p(x)^alpha with
+        the current VAE's density estimate, and resample the goal bank from them by weight. The
+        candidates and weights are kept for vae.skew_vae_training's next refit."""
+        from .vae import log_density
+        v = self.cfg.vae
+        pre = images if images is not None else self.pretrain_images
+        n_pre = 0 if pre is None else len(pre)
+        slots = np.flatnonzero(self.buffer.written) if images is None else np.zeros(0, int)
+        total = n_pre + len(slots)
+        if total == 0:
+            return
+        pick = np.sort(self.rng.choice(total, min(v.skew_candidates, total), replace=False))
+        from_pre, from_buf = pick[pick < n_pre], slots[pick[pick >= n_pre] - n_pre]
+        parts = ([pre[from_pre]] if len(from_pre) else []) + ([self.buffer.images[from_buf]] if len(from_buf) else [])
+        candidates = np.concatenate(parts)
+        logp, latents = log_density(self.vae, candidates)
+        ok = np.isfinite(logp) & np.all(np.isfinite(latents), axis=1)
+        if not ok.any():
+            return
+        candidates, logp, latents = candidates[ok], logp[ok], latents[ok]
+        score = v.goal_bank_skew * logp.astype(np.float64)
+        weights = np.exp(score - score.max())
+        weights /= weights.sum()
+        self.featurizer.set_goal_bank(latents[self.rng.choice(len(latents), v.goal_bank_size, p=weights)])
+        self._skew_sample = (candidates, weights)
+        # Effective sample size of the skewed sample: how many candidates the weight really rests on.
+        self.last_metrics['vae/skew_ess'] = float(1.0 / np.sum(weights ** 2))
+
     def refit_vae(self, steps: int | None = None) -> dict:
         """Online VAE refit on replay images, then re-encode the whole buffer."""
         v = self.cfg.vae
         steps = v.refit_steps if steps is None else steps
         m = {}
         n_pre = int(round(v.batch_size * v.refit_mix_pretrain)) if self.pretrain_images is not None else 0
+        skewed = self._skew_sample if v.skew_vae_training else None
         for _ in range(steps):
-            batch = self.buffer.sample_images(v.batch_size - n_pre)
+            if skewed is not None:   # Skew-Fit: train on the last refit's skewed sample of images seen
+                batch = skewed[0][self.rng.choice(len(skewed[1]), v.batch_size - n_pre, p=skewed[1])]
+            else:
+                batch = self.buffer.sample_images(v.batch_size - n_pre)
             if n_pre:
                 batch = np.concatenate([batch, self.pretrain_images[self.rng.integers(0, len(self.pretrain_images), n_pre)]])
             m = self.vae_trainer.train_step(batch)

@@ -57,6 +57,17 @@ class VAEConfig:
     # (at 200k push steps the 10,000 pretraining images are 9% of them) and imagined goals drift to
     # the states the policy already produces, such as a puck that has not moved.
     goal_bank_pretrain_fraction: float | None = None
+    # goal_prior 'data': Skew-Fit's skew (Pong et al. 2020, its alpha, in [-1, 0]). 0 keeps the bank a
+    # uniform sample of the images seen. Below 0, after every refit `skew_candidates` images seen are
+    # drawn uniformly and the bank is resampled from them with weight p(x)^alpha, p(x) the VAE's
+    # density estimate (vae.log_density), so images the VAE finds rare (on push, a displaced puck)
+    # become imagined goals more often than the policy's own frames, however many of those the
+    # buffer holds. Skew-Fit used -1.
+    goal_bank_skew: float = 0.0
+    skew_candidates: int = 8192
+    # With goal_bank_skew: the next refit trains the VAE on that skewed sample instead of uniform
+    # buffer images (Skew-Fit's loop, which makes the VAE model rare states better as well).
+    skew_vae_training: bool = False
 
 
 @dataclass
@@ -142,6 +153,19 @@ class LearnConfig:
         f = self.vae.goal_bank_pretrain_fraction
         if f is not None and not 0.0 <= f <= 1.0:
             raise ConfigError(f'vae.goal_bank_pretrain_fraction must be in [0, 1] or null, got {f}')
+        skew = self.vae.goal_bank_skew
+        if not -1.0 <= skew <= 0.0:
+            raise ConfigError(f'vae.goal_bank_skew must be in [-1, 0] (Skew-Fit alpha), got {skew}')
+        if skew != 0.0 and self.vae.goal_prior != 'data':
+            raise ConfigError(f'vae.goal_bank_skew skews the data goal bank: it needs vae.goal_prior data, '
+                              f'got {self.vae.goal_prior!r}')
+        if skew != 0.0 and f is not None:
+            raise ConfigError('vae.goal_bank_skew and vae.goal_bank_pretrain_fraction both set how the goal bank '
+                              'is drawn: set one of them')
+        if self.vae.skew_vae_training and skew == 0.0:
+            raise ConfigError('vae.skew_vae_training needs vae.goal_bank_skew below 0')
+        if self.vae.skew_candidates < 1:
+            raise ConfigError(f'vae.skew_candidates must be >= 1, got {self.vae.skew_candidates}')
         if self.vae.goal_bank_size < 1:
             raise ConfigError(f'vae.goal_bank_size must be >= 1, got {self.vae.goal_bank_size}')
         if self.vae.decoder not in ('gaussian', 'bernoulli'):
