@@ -66,7 +66,10 @@ class VAEConfig:
     goal_bank_skew: float = 0.0
     skew_candidates: int = 8192
     # With goal_bank_skew: the next refit trains the VAE on that skewed sample instead of uniform
-    # buffer images (Skew-Fit's loop, which makes the VAE model rare states better as well).
+    # buffer images (Skew-Fit's loop, which makes the VAE model rare states better as well). On push
+    # (seed 0, goal_bank_skew -0.5) it broke learning: the 10-goal evaluations left the puck where it
+    # started at every one up to 70k steps, when the run was stopped; the same skew without it moved
+    # the puck from 20k steps on.
     skew_vae_training: bool = False
 
 
