@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 # and its target after `steps` env steps within `wall_s` seconds on this 2-core CPU.
 TARGETS = {'reach': {'metric': 'hand_distance', 'max_m': 0.03, 'steps': 10000, 'wall_s': 900},
            'push': {'metric': 'puck_distance', 'max_m': 0.06, 'steps': 200000, 'wall_s': 7200}}
+GOAL_BANK_KEYS = ('goal_bank_skew', 'goal_bank_pretrain_fraction', 'skew_vae_training')   # VAEConfig fields
 HEADLINE = {'reach': 'hand_distance', 'push': 'puck_distance', 'door': 'door_angle_error'}
 
 
@@ -115,6 +116,8 @@ def main(argv=None) -> int:
         'smoke': args.smoke, 'max_minutes': args.max_minutes, 'threads': args.threads, 'device': args.device, 'config': str(config or f'config/learn_{args.task}.yaml'),
         'overrides': {k: v for k, v in overrides.items() if v is not None},
         'goal_prior': cfg.vae.goal_prior if cfg.uses_vae else None,
+        # how imagined goals were drawn, whether set by the config or the command (learn_table's default check)
+        'goal_bank': {k: getattr(cfg.vae, k) for k in GOAL_BANK_KEYS} if cfg.uses_vae else None,
         'relabel': {'own': cfg.relabel.own, 'prior': cfg.relabel.prior, 'future': cfg.relabel.future},
         'command': 'python -m bench.bench_learn ' + ' '.join(argv),
         'target': TARGETS.get(args.task), 'runs': runs,

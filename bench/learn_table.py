@@ -84,8 +84,17 @@ def is_default(result: dict, cfg) -> bool:
     fr = result.get('relabel')
     if fr and any(abs(fr[k] - getattr(cfg.relabel, k)) > 1e-9 for k in ('own', 'prior', 'future')):
         return False
-    return all(_config_value(cfg, k) == v for k, v in (result.get('overrides') or {}).items()
-               if k not in HARNESS_KEYS)
+    # How the goal bank was drawn: as recorded, else as the command set it, else the option's default
+    # (results from before an option existed ran without it).
+    from bench.bench_learn import GOAL_BANK_KEYS
+    from rig_learn.config import VAEConfig
+    recorded = result.get('goal_bank') or {}
+    over = result.get('overrides') or {}
+    for key in GOAL_BANK_KEYS:
+        used = recorded.get(key, over.get(f'vae.{key}', getattr(VAEConfig(), key)))
+        if used != getattr(cfg.vae, key):
+            return False
+    return all(_config_value(cfg, k) == v for k, v in over.items() if k not in HARNESS_KEYS)
 
 
 def method_of(result: dict) -> tuple[int, str]:
@@ -225,12 +234,15 @@ def render(rows: list[dict]) -> str:
                          f"{f(r['median']) if r['median'] is not None else '-'} | {per} | {succ} | {wall} | {speed} | `{r['command']}` |")
         tgt = next((r['target'] for r in trs if r['target']), None)
         if tgt:
-            met = next((r['meets_target'] for r in trs if r.get('default') and r['steps'] >= tgt['steps']), None)
-            if met is None:   # no result with the current defaults yet: say so rather than guess
-                met_text = 'no result with the current defaults yet'
+            judged = next((r for r in trs if r.get('default') and r['steps'] >= tgt['steps']), None)
+            if judged is None:   # no result with the current defaults yet: say so rather than guess
+                verdict = 'no result with the current defaults yet'
+            else:   # over how many seeds: one seed's verdict is not three seeds'
+                n = len(judged['seeds'])
+                verdict = f"{'met' if judged['meets_target'] else 'not met'}, over {n} seed{'s' if n != 1 else ''}"
             lines += ['', f"Target for RIG with the default config: final {tgt.get('metric', 'hand_distance').replace('_', ' ')} "
                           f"<= {tgt.get('max_m', tgt.get('hand_distance_m'))} m after {tgt['steps']} steps within "
-                          f"{tgt['wall_s'] / 60:.0f} min: {'met' if met else 'not met' if met is not None else met_text}."]
+                          f"{tgt['wall_s'] / 60:.0f} min: {verdict}."]
         lines += where_it_fails(trs)
         lines.append('')
     return '\n'.join(lines)

@@ -113,7 +113,7 @@ def test_learn_table_picks_the_run_with_most_seeds_and_reads_push_targets(tmp_pa
     rows = bench.learn_table.collect(tmp_path, defaults=defaults_with('data'))
     assert [r['method'] for r in rows if r.get('default')] == ['RIG, goal prior: latents of seen images']
     text = render(rows)
-    assert 'latents of seen images **(default config)**' in text and ': met.' in text
+    assert 'latents of seen images **(default config)**' in text and ': met, over 1 seed.' in text
     # A run changing anything else is a row of its own, named by what it changed, and not the default.
     (tmp_path / 'learn_push_data_bank.json').write_text(json.dumps(
         {**base, 'goal_prior': 'data', 'overrides': {'vae.goal_prior': 'data', 'vae.goal_bank_pretrain_fraction': 0.5},
@@ -318,3 +318,22 @@ def test_push_results_break_final_distances_down_by_push_direction(tmp_path):
     line = next(l for l in fails if l.startswith('| RIG'))
     assert f"| 200 | {stored['within']} of 5 |" in line
     assert any(l.startswith('| do nothing') and ' of 50 |' in l for l in fails)
+
+
+def test_learn_table_default_follows_how_the_goal_bank_was_drawn(tmp_path):
+    """A result from before the default's goal-bank skew existed (nothing recorded, no override) is
+    not the default once the config skews the bank; one recorded with the skew, or made with it on
+    the command line, is."""
+    import json
+
+    from bench.learn_table import is_default
+    from rig_learn.config import LearnConfig, RelabelConfig, VAEConfig
+    cfg = LearnConfig(task='push', vae=VAEConfig(goal_prior='data', goal_bank_skew=-0.5),
+                      relabel=RelabelConfig(own=0.1, prior=0.5, future=0.4))
+    base = {'task': 'push', 'mode': 'rig', 'config': 'config/learn_push.yaml', 'goal_prior': 'data',
+            'relabel': {'own': 0.1, 'prior': 0.5, 'future': 0.4}}
+    assert not is_default({**base, 'overrides': {'vae.goal_prior': 'data'}}, cfg)
+    assert is_default({**base, 'overrides': {'vae.goal_bank_skew': -0.5}}, cfg)
+    recorded = {'goal_bank_skew': -0.5, 'goal_bank_pretrain_fraction': None, 'skew_vae_training': False}
+    assert is_default({**base, 'overrides': {}, 'goal_bank': recorded}, cfg)
+    assert not is_default({**base, 'overrides': {}, 'goal_bank': {**recorded, 'skew_vae_training': True}}, cfg)
