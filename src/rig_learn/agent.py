@@ -298,7 +298,8 @@ class RIGAgent:
         weights = np.exp(score - score.max())
         weights /= weights.sum()
         self.featurizer.set_goal_bank(latents[self.rng.choice(len(latents), v.goal_bank_size, p=weights)])
-        self._skew_sample = (candidates, weights)
+        # (kept only for skewed refits: 8192 candidate images are 57 MB at 48x48)
+        self._skew_sample = (candidates, weights) if v.skew_vae_training else None
         # Effective sample size of the skewed sample: how many candidates the weight really rests on.
         self.last_metrics['vae/skew_ess'] = float(1.0 / np.sum(weights ** 2))
 
