@@ -107,7 +107,7 @@ def main(argv=None) -> int:
                      'per_goal_hand_distance': np.asarray(s['per_goal']['hand_distance']).tolist()})
         if args.task == 'push':   # where it fails: goals grouped by push direction (bench.per_goal)
             from bench.per_goal import breakdown
-            runs[-1]['per_goal_direction'] = breakdown(out)
+            runs[-1]['per_goal_direction'] = breakdown(out, s)
         print(f"seed {seed}: hand {runs[-1]['hand_distance_median']:.4f} m, success {runs[-1]['success']:.2f}, "
               f"wall {wall:.0f} s, {runs[-1]['env_steps_per_s']:.1f} env steps/s, "
               f"{runs[-1]['grad_steps_per_s']:.1f} grad steps/s", flush=True)

@@ -90,8 +90,9 @@ def is_default(result: dict, cfg) -> bool:
     from rig_learn.config import VAEConfig
     recorded = result.get('goal_bank') or {}
     over = result.get('overrides') or {}
+    option_defaults = VAEConfig()
     for key in GOAL_BANK_KEYS:
-        used = recorded.get(key, over.get(f'vae.{key}', getattr(VAEConfig(), key)))
+        used = recorded.get(key, over.get(f'vae.{key}', getattr(option_defaults, key)))
         if used != getattr(cfg.vae, key):
             return False
     return all(_config_value(cfg, k) == v for k, v in over.items() if k not in HARNESS_KEYS)

@@ -32,23 +32,18 @@ GROUPS = ('towards the robot', 'sideways', 'away from the robot')
 
 
 def goal_states_of(run_dir: Path, summary: dict) -> np.ndarray:
-    """The run's evaluation goal states, from eval.json or redrawn with the evaluation's goal seed."""
+    """The run's evaluation goal states, from eval.json or redrawn with the evaluation's goal seed
+    (rig_learn.evaluate passes that generator to env.sample_goal, which draws only the goal state)."""
     states = summary.get('per_goal', {}).get('goal_state')
     if states is not None:
         return np.asarray(states, dtype=float)
     import yaml
 
     from rig_learn.config import EvalConfig
-    from rig_learn.envs import make_task_env, unwrapped_call
+    from rig_sim.tasks import sample_goal_state
     cfg = yaml.safe_load((run_dir / 'config.yaml').read_text())
-    n_goals = len(summary['per_goal']['puck_distance'])
-    env = make_task_env(cfg['task'], cfg.get('arm', 'sawyer'), cfg.get('image_size', 48))
     rng = np.random.default_rng(cfg.get('eval', {}).get('seed', EvalConfig.seed))
-    try:
-        return np.stack([np.asarray(unwrapped_call(env, 'sample_goal', rng)['state'], dtype=float)
-                         for _ in range(n_goals)])
-    finally:
-        env.close()
+    return np.stack([sample_goal_state(cfg['task'], rng) for _ in summary['per_goal']['puck_distance']])
 
 
 def direction_summary(puck_distance, goal_puck_x, success_m: float) -> dict:
@@ -70,13 +65,14 @@ def direction_summary(puck_distance, goal_puck_x, success_m: float) -> dict:
     return out
 
 
-def breakdown(run_dir: Path) -> dict:
-    """direction_summary of a push run directory's final evaluation (its eval.json)."""
+def breakdown(run_dir: Path, summary: dict | None = None) -> dict:
+    """direction_summary of a push run directory's final evaluation: `summary`, the eval.json that
+    train_run returns and writes, read from the run directory when not given."""
     from rig_learn.runs import success_distance
     from rig_sim.tasks import TASK_SPECS
 
     run_dir = Path(run_dir)
-    summary = json.loads((run_dir / 'eval.json').read_text())
+    summary = summary if summary is not None else json.loads((run_dir / 'eval.json').read_text())
     puck = np.asarray(summary['per_goal']['puck_distance'], dtype=float)
     if not np.isfinite(puck).any():
         raise SystemExit(f'{run_dir}: eval.json has no puck distances (not a push run)')
@@ -114,7 +110,7 @@ def update_result(path: Path) -> list[dict]:
         final = json.loads((run_dir / 'eval.json').read_text())
         if final.get('env_steps') != run['env_steps'] or final.get('eval/puck_distance_median') != run['puck_distance_median']:
             raise SystemExit(f"{path}: {run_dir} is not seed {run['seed']}'s run (its eval.json differs)")
-        run['per_goal_direction'] = breakdown(run_dir)
+        run['per_goal_direction'] = breakdown(run_dir, final)
         rows.append({**run['per_goal_direction'], 'run_dir': f"seed {run['seed']}"})
     write_result(result, {}, path.stem, path.parent)
     return rows

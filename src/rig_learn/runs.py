@@ -91,6 +91,12 @@ def write_json(path, obj) -> None:
     Path(path).write_text(json.dumps(obj, indent=2, default=_np_default))
 
 
+def per_goal(res) -> dict:
+    """An EvalResult's per-goal values as eval.json keeps them (where each goal was, how it ended)."""
+    return {'hand_distance': res.hand_distance, 'puck_distance': res.puck_distance,
+            'door_angle_error': res.door_angle_error, 'success': res.success, 'goal_state': res.goal_states}
+
+
 def eval_row(agent, result, prefix='eval/') -> dict:
     return {**result.summary(prefix), **{k: v for k, v in agent.counters.items() if k != 'vae_pretrained'}}
 
@@ -179,9 +185,7 @@ def train_run(cfg: LearnConfig, steps: int, out_dir, progress: bool = True, env=
     plots.eval_grid(res, out / 'eval_grid.png', title=f'{cfg.task} {cfg.mode}: goal / recon / reached')
     plots.goal_map(res, out / 'goal_map.png', title=f'{cfg.task} {cfg.mode} seed {cfg.seed}: final distance per goal',
                    success_m=success_distance(cfg.task))
-    summary = {**row, 'per_goal': {'hand_distance': res.hand_distance, 'puck_distance': res.puck_distance,
-                                   'door_angle_error': res.door_angle_error, 'success': res.success,
-                                   'goal_state': res.goal_states}}
+    summary = {**row, 'per_goal': per_goal(res)}
     write_json(out / 'eval.json', summary)
     return summary
 
@@ -200,9 +204,7 @@ def eval_run(path, n_goals: int | None = None, seed: int | None = None, device: 
     env = env or make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed + 1, factory=cfg.env, horizon=cfg.horizon)
     res = agent.evaluate(env, n_goals=n_goals, seed=seed, record=cfg.eval.grid_goals if grid else 0)
     summary = {**eval_row(agent, res), 'checkpoint': str(ck),
-               'per_goal': {'hand_distance': res.hand_distance, 'puck_distance': res.puck_distance,
-                            'door_angle_error': res.door_angle_error, 'success': res.success,
-                            'goal_state': res.goal_states}}
+               'per_goal': per_goal(res)}
     out_dir = ck.parent if ck.name == 'checkpoint' else ck
     write_json(out_dir / 'reeval.json', summary)
     if grid:
