@@ -98,13 +98,29 @@ def is_default(result: dict, cfg) -> bool:
     return all(_config_value(cfg, k) == v for k, v in over.items() if k not in HARNESS_KEYS)
 
 
+def goal_bank_settings(result: dict, skip=()) -> dict:
+    """{'vae.<key>': value} for the recorded goal-bank settings that differ from VAEConfig's defaults
+    (keys in `skip` left out)."""
+    from bench.bench_learn import GOAL_BANK_KEYS
+    from rig_learn.config import VAEConfig
+    option_defaults = VAEConfig()
+    recorded = result.get('goal_bank') or {}
+    return {f'vae.{k}': recorded[k] for k in GOAL_BANK_KEYS
+            if k in recorded and f'vae.{k}' not in skip and recorded[k] != getattr(option_defaults, k)}
+
+
 def method_of(result: dict) -> tuple[int, str]:
     stem = Path(result.get('config') or f"learn_{result['task']}").stem
     suffix = stem[len(f"learn_{result['task']}"):]
     prior = goal_prior_of(result)   # None for the baselines without a VAE
     extra = ('' if prior is None else PRIOR_NAMES.get(prior, f', goal prior {prior}')) + relabel_override(result)
-    extra += ''.join(f', {k}={v}' for k, v in sorted((result.get('overrides') or {}).items())   # any other change
-                     if k not in HARNESS_KEYS and k != 'vae.goal_prior' and not k.startswith('relabel.'))
+    over = result.get('overrides') or {}
+    shown = {k: v for k, v in over.items()   # any other change the command made
+             if k not in HARNESS_KEYS and k != 'vae.goal_prior' and not k.startswith('relabel.')}
+    # ... and how the goal bank was drawn when the config file (not the command) set it away from
+    # the option's default, so that runs of one config before and after such a default changed differ
+    shown.update(goal_bank_settings(result, skip=over))
+    extra += ''.join(f', {k}={v}' for k, v in sorted(shown.items()))
     prior = prior or 'standard'
     order = list(PRIOR_NAMES).index(prior) if prior in PRIOR_NAMES else len(PRIOR_NAMES)
     for i, (sfx, mode, name) in enumerate(METHODS):

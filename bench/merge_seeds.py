@@ -8,7 +8,8 @@ joins their JSON files into one result, as if one process had run every seed: th
 concatenated, the across-seed medians and the target verdict recomputed, and the markdown table and
 learning curves rewritten (curves from each run's metrics.jsonl where its run directory is found).
 The files must describe the same experiment (task, arm, mode, steps, config, overrides, cap, goal
-prior, relabelling, harness): anything else is refused, as is a seed given twice. The result goes to
+prior, relabelling, goal bank, harness): anything else is refused, as is a seed given twice. A result
+from before goal banks were recorded takes the other files' record. The result goes to
 bench/results/<stem>.json (the stem of the first file) unless --out says otherwise.
 """
 from __future__ import annotations
@@ -44,12 +45,20 @@ def merge(results: list[dict]) -> dict:
         if diff:
             raise ValueError('not the same experiment: ' + ', '.join(
                 f'{k} {first.get(k)!r} vs {other.get(k)!r}' for k in diff))
+    # How the goal bank was drawn: recorded by results since it could be set; older ones recorded
+    # nothing (their overrides, compared above, say what was set), so they take the recorded one.
+    banks = [r['goal_bank'] for r in results if r.get('goal_bank') is not None]
+    if any(bank != banks[0] for bank in banks[1:]):
+        raise ValueError(f'not the same experiment: goal_bank {banks[0]!r} vs ' +
+                         ' vs '.join(repr(b) for b in banks[1:] if b != banks[0]))
     runs = [run for r in results for run in r['runs']]
     seeds = [run['seed'] for run in runs]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f'a seed appears twice: {sorted(seeds)}')
     order = sorted(range(len(runs)), key=lambda i: seeds[i])
     merged = {k: v for k, v in first.items() if k not in ('runs', 'seeds', 'command', 'date', 'merged_from')}
+    if banks:
+        merged['goal_bank'] = banks[0]
     merged['runs'] = [runs[i] for i in order]
     merged['seeds'] = sorted(seeds)
     merged['command'] = _with_seeds(first['command'], merged['seeds'])

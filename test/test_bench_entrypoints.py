@@ -145,6 +145,43 @@ def test_baseline_runs_name_existing_configs_and_parse():
             assert cfg.relabel.prior == 0.0
 
 
+def test_no_prior_baselines_differ_from_their_task_default_only_in_relabelling():
+    """'RIG without VAE-prior relabelling' must be the default config minus prior relabelling; a default
+    changed without its baseline (as the push goal-bank skew once was) would compare two things at once."""
+    import dataclasses
+    from pathlib import Path
+
+    from bench.run_all import BASELINES
+    from rig_learn.runs import load_config
+    root = Path(__file__).resolve().parents[1]
+    checked = []
+    for run_args in BASELINES:
+        if run_args[run_args.index('--tag') + 1] != '_no_prior':
+            continue
+        task = run_args[run_args.index('--task') + 1]
+        baseline = load_config(path=root / run_args[run_args.index('--config') + 1])
+        default = load_config(path=root / f'config/learn_{task}.yaml')
+        assert baseline.relabel.prior == 0.0 < default.relabel.prior
+        assert dataclasses.replace(baseline, relabel=default.relabel) == default, task
+        checked.append(task)
+    assert sorted(checked) == ['push', 'reach']
+
+
+def test_learn_table_names_a_goal_bank_set_by_the_config_file_once():
+    """Two runs of one config file, before and after its goal bank changed, get different names; a
+    setting the command made shows once."""
+    from bench.learn_table import method_of
+    base = {'task': 'push', 'mode': 'rig', 'config': 'config/learn_push_no_prior.yaml', 'goal_prior': 'data'}
+    uniform = {**base, 'goal_bank': {'goal_bank_skew': 0.0, 'goal_bank_pretrain_fraction': None,
+                                     'skew_vae_training': False}}
+    skewed = {**base, 'goal_bank': {**uniform['goal_bank'], 'goal_bank_skew': -0.5}}
+    by_command = {**skewed, 'overrides': {'vae.goal_bank_skew': -0.5, 'arm': 'sawyer'}}
+    assert method_of(base) == method_of(uniform)   # (results from before goal banks were recorded)
+    assert method_of(skewed) != method_of(uniform)
+    assert method_of(skewed)[1].endswith(', vae.goal_bank_skew=-0.5')
+    assert method_of(by_command) == method_of(skewed)
+
+
 def test_learn_table_keeps_a_relabelling_variant_apart_from_the_config_default(tmp_path):
     import json
 
@@ -246,6 +283,13 @@ def test_seeds_run_in_parallel_processes_merge_into_one_result(tmp_path):
         merge_seeds.merge([a, c])
     with pytest.raises(ValueError, match='twice'):
         merge_seeds.merge([a, copy.deepcopy(a)])
+    # The goal bank: a result from before it was recorded takes the other's record; two records must agree.
+    old_a = {k: v for k, v in a.items() if k != 'goal_bank'}
+    assert a['goal_bank'] is not None and merge_seeds.merge([old_a, b])['goal_bank'] == b['goal_bank']
+    skewed = copy.deepcopy(b)
+    skewed['goal_bank']['goal_bank_skew'] = -0.5
+    with pytest.raises(ValueError, match='goal_bank'):
+        merge_seeds.merge([a, skewed])
     assert json.loads(out.read_text())['seeds'] == [0, 1]   # a refused merge leaves the output alone
     # A seed process that fails makes the whole run fail, with nothing merged.
     bad = tmp_path / 'bad'

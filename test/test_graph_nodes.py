@@ -200,7 +200,7 @@ def test_practice_mode_runs_episodes_with_imagined_goals_and_resets(ros_node, tm
                     namespace='/g', log_path=log) as proc:
         assert practice.wait_for_service(timeout_sec=STARTUP), log.read_text()
         fut = practice.call_async(SetBool.Request(data=True))
-        assert spin_until(node, fut.done, 10.0) and fut.result().success
+        assert spin_until(node, fut.done, STARTUP) and fut.result().success
         for _ in range(14):
             msg = latent_to_msg(np.zeros(4), np.zeros(4), Image().header)
             msg.header.stamp = node.get_clock().now().to_msg()
