@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.bench_learn import HEADLINE, RESULTS
+from bench.bench_learn import GOAL_BANK_KEYS, HEADLINE, RESULTS
 
 METHODS = [  # (config-stem suffix, mode) -> name, in table order
     ('', 'rig', 'RIG'),
@@ -39,6 +39,14 @@ def goal_prior_of(result: dict) -> str | None:
         return None
     prior = result.get('goal_prior') or (result.get('overrides') or {}).get('vae.goal_prior')
     return prior or 'standard'
+
+
+def goal_bank_of(result: dict) -> dict:
+    """How the goal bank was drawn ({VAEConfig field: value}): as recorded, else as the command set it,
+    else the option's default (results from before an option existed ran without it)."""
+    from rig_learn.config import VAEConfig
+    recorded, over, option_defaults = result.get('goal_bank') or {}, result.get('overrides') or {}, VAEConfig()
+    return {k: recorded.get(k, over.get(f'vae.{k}', getattr(option_defaults, k))) for k in GOAL_BANK_KEYS}
 
 
 def relabel_override(result: dict) -> str:
@@ -84,29 +92,10 @@ def is_default(result: dict, cfg) -> bool:
     fr = result.get('relabel')
     if fr and any(abs(fr[k] - getattr(cfg.relabel, k)) > 1e-9 for k in ('own', 'prior', 'future')):
         return False
-    # How the goal bank was drawn: as recorded, else as the command set it, else the option's default
-    # (results from before an option existed ran without it).
-    from bench.bench_learn import GOAL_BANK_KEYS
-    from rig_learn.config import VAEConfig
-    recorded = result.get('goal_bank') or {}
-    over = result.get('overrides') or {}
-    option_defaults = VAEConfig()
-    for key in GOAL_BANK_KEYS:
-        used = recorded.get(key, over.get(f'vae.{key}', getattr(option_defaults, key)))
-        if used != getattr(cfg.vae, key):
-            return False
-    return all(_config_value(cfg, k) == v for k, v in over.items() if k not in HARNESS_KEYS)
-
-
-def goal_bank_settings(result: dict, skip=()) -> dict:
-    """{'vae.<key>': value} for the recorded goal-bank settings that differ from VAEConfig's defaults
-    (keys in `skip` left out)."""
-    from bench.bench_learn import GOAL_BANK_KEYS
-    from rig_learn.config import VAEConfig
-    option_defaults = VAEConfig()
-    recorded = result.get('goal_bank') or {}
-    return {f'vae.{k}': recorded[k] for k in GOAL_BANK_KEYS
-            if k in recorded and f'vae.{k}' not in skip and recorded[k] != getattr(option_defaults, k)}
+    if any(used != getattr(cfg.vae, k) for k, used in goal_bank_of(result).items()):
+        return False
+    return all(_config_value(cfg, k) == v for k, v in (result.get('overrides') or {}).items()
+               if k not in HARNESS_KEYS)
 
 
 def method_of(result: dict) -> tuple[int, str]:
@@ -119,7 +108,10 @@ def method_of(result: dict) -> tuple[int, str]:
              if k not in HARNESS_KEYS and k != 'vae.goal_prior' and not k.startswith('relabel.')}
     # ... and how the goal bank was drawn when the config file (not the command) set it away from
     # the option's default, so that runs of one config before and after such a default changed differ
-    shown.update(goal_bank_settings(result, skip=over))
+    from rig_learn.config import VAEConfig
+    option_defaults = VAEConfig()
+    shown.update({f'vae.{k}': v for k, v in goal_bank_of(result).items()
+                  if v != getattr(option_defaults, k) and f'vae.{k}' not in over})
     extra += ''.join(f', {k}={v}' for k, v in sorted(shown.items()))
     prior = prior or 'standard'
     order = list(PRIOR_NAMES).index(prior) if prior in PRIOR_NAMES else len(PRIOR_NAMES)
