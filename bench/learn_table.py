@@ -25,7 +25,7 @@ METHODS = [  # (config-stem suffix, mode) -> name, in table order
     ('', 'rig', 'RIG'),
     ('_no_prior', 'rig', 'RIG without VAE-prior relabelling'),
     ('_oracle', 'oracle', 'oracle: state observations, true-distance reward, HER'),
-    ('_her_pixels', 'her_pixels', 'HER from pixels, pixel-distance reward'),
+    ('_her_pixels', 'her_pixels', "HER from pixels, pixel-distance reward, HER's action penalty"),
 ]
 
 

@@ -100,6 +100,22 @@ def test_td3_policy_delay_and_target_update():
     assert not all(torch.equal(a, b_) for a, b_ in zip(t0, learner.actor_target.parameters()))
 
 
+def test_td3_action_l2_keeps_the_policy_out_of_saturation():
+    """rl.action_l2 (OpenAI HER's actor penalty) pulls actions towards 0; at 0 the paper's loss is unchanged."""
+    def mean_abs_action(action_l2):
+        torch.manual_seed(0)
+        cfg = RLConfig(hidden=(64, 64), policy_delay=1, action_l2=action_l2)
+        learner = TD3(6, 2, cfg, torch.device('cpu'), torch.Generator().manual_seed(0))
+        b = _fixed_batch()
+        for _ in range(200):
+            learner.update(b)
+        with torch.no_grad():
+            return float(learner.actor(b['x']).abs().mean())
+
+    plain, penalised = mean_abs_action(0.0), mean_abs_action(100.0)
+    assert penalised < 0.5 * plain, (plain, penalised)
+    assert penalised < 0.1
+
 def test_cuda_device_fails_clearly_without_cuda():
     assert resolve_device('cpu').type == 'cpu'
     if torch.cuda.is_available():

@@ -93,6 +93,9 @@ class RLConfig:
     random_steps: int = 0           # env steps with uniform random actions at the very start
     buffer_size: int = 100000
     reward_scale: float = 1.0
+    # TD3: weight of the mean squared action added to the actor loss. 0 as in the paper's TD3 (rlkit);
+    # OpenAI baselines' HER uses 1.0 to keep its tanh policy out of saturation.
+    action_l2: float = 0.0
     sac_init_alpha: float = 1.0     # SAC: automatic entropy tuning, target entropy -action_dim
     sac_alpha_lr: float = 3e-4
 

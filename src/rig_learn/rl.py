@@ -128,7 +128,10 @@ class TD3:
         if self.updates % self.cfg.policy_delay == 0:
             for p in self.critic.parameters():
                 p.requires_grad_(False)
-            actor_loss = -self.critic(b['x'], self.actor(b['x']))[0].mean()
+            a = self.actor(b['x'])
+            actor_loss = -self.critic(b['x'], a)[0].mean()
+            if self.cfg.action_l2:
+                actor_loss = actor_loss + self.cfg.action_l2 * a.pow(2).mean()
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_opt.step()
