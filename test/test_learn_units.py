@@ -116,6 +116,7 @@ def test_td3_action_l2_keeps_the_policy_out_of_saturation():
     assert penalised < 0.5 * plain, (plain, penalised)
     assert penalised < 0.1
 
+
 def test_cuda_device_fails_clearly_without_cuda():
     assert resolve_device('cpu').type == 'cpu'
     if torch.cuda.is_available():
@@ -140,6 +141,10 @@ def test_learn_configs_load_strictly(tmp_path):
     cfg = load_config('reach', **{'vae.beta': 2.5, 'seed': 3})
     assert cfg.vae.beta == 2.5 and cfg.seed == 3 and cfg.task == 'reach'
     assert os.path.basename(files[0]).startswith('learn_')
+    with pytest.raises(ConfigError, match='rl.action_l2 must be >= 0'):
+        load_config('reach', **{'rl.action_l2': -1.0})
+    with pytest.raises(ConfigError, match='needs rl.algo td3'):
+        load_config('reach', **{'rl.action_l2': 1.0, 'rl.algo': 'sac'})
 
 
 def test_refit_schedule_is_denser_early():

@@ -182,6 +182,10 @@ class LearnConfig:
             raise ConfigError(f'rl.algo must be td3 or sac, got {self.rl.algo!r}')
         if self.rl.exploration not in ('gaussian', 'ou'):
             raise ConfigError(f'rl.exploration must be gaussian or ou, got {self.rl.exploration!r}')
+        if not self.rl.action_l2 >= 0:
+            raise ConfigError(f'rl.action_l2 must be >= 0, got {self.rl.action_l2!r}')
+        if self.rl.action_l2 and self.rl.algo != 'td3':
+            raise ConfigError('rl.action_l2 penalises the TD3 actor: it needs rl.algo td3')
         if self.reward not in ('latent_distance', 'log_prob', 'mahalanobis'):
             raise ConfigError(f'reward must be latent_distance|log_prob|mahalanobis, got {self.reward!r}')
         fr = self.relabel
