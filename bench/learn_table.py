@@ -41,12 +41,18 @@ def goal_prior_of(result: dict) -> str | None:
     return prior or 'standard'
 
 
+def goal_bank_defaults() -> dict:
+    """The goal-bank options' defaults ({VAEConfig field: value})."""
+    from rig_learn.config import VAEConfig
+    defaults = VAEConfig()
+    return {k: getattr(defaults, k) for k in GOAL_BANK_KEYS}
+
+
 def goal_bank_of(result: dict) -> dict:
     """How the goal bank was drawn ({VAEConfig field: value}): as recorded, else as the command set it,
     else the option's default (results from before an option existed ran without it)."""
-    from rig_learn.config import VAEConfig
-    recorded, over, option_defaults = result.get('goal_bank') or {}, result.get('overrides') or {}, VAEConfig()
-    return {k: recorded.get(k, over.get(f'vae.{k}', getattr(option_defaults, k))) for k in GOAL_BANK_KEYS}
+    recorded, over = result.get('goal_bank') or {}, result.get('overrides') or {}
+    return {k: recorded.get(k, over.get(f'vae.{k}', default)) for k, default in goal_bank_defaults().items()}
 
 
 def relabel_override(result: dict) -> str:
@@ -108,10 +114,9 @@ def method_of(result: dict) -> tuple[int, str]:
              if k not in HARNESS_KEYS and k != 'vae.goal_prior' and not k.startswith('relabel.')}
     # ... and how the goal bank was drawn when the config file (not the command) set it away from
     # the option's default, so that runs of one config before and after such a default changed differ
-    from rig_learn.config import VAEConfig
-    option_defaults = VAEConfig()
+    defaults = goal_bank_defaults()
     shown.update({f'vae.{k}': v for k, v in goal_bank_of(result).items()
-                  if v != getattr(option_defaults, k) and f'vae.{k}' not in over})
+                  if v != defaults[k] and f'vae.{k}' not in over})
     extra += ''.join(f', {k}={v}' for k, v in sorted(shown.items()))
     prior = prior or 'standard'
     order = list(PRIOR_NAMES).index(prior) if prior in PRIOR_NAMES else len(PRIOR_NAMES)
