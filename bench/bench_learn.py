@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import shutil
 import sys
@@ -121,12 +122,51 @@ def main(argv=None) -> int:
         'relabel': {'own': cfg.relabel.own, 'prior': cfg.relabel.prior, 'future': cfg.relabel.future},
         'command': 'python -m bench.bench_learn ' + ' '.join(argv),
         'target': TARGETS.get(args.task), 'runs': runs,
-        'machine': {'python': sys.version.split()[0], 'platform': platform.platform(), 'torch': torch.__version__,
-                    'cpus': __import__('os').cpu_count()},
+        'machine': machine_info(),
         'date': time.strftime('%Y-%m-%d %H:%M:%S'),
     }
     write_result(aggregate(result), curves, stem, results)
     return 0
+
+
+def machine_info() -> dict:
+    """What wall times depend on: the CPU model, its vector units and one timed matmul.
+
+    Hosts differ between sessions (push HER from pixels ran at 15 env steps/s on one and 7 on another),
+    so a result's wall time is only comparable next to the reference time of the machine that made it.
+    The fastest of five timed blocks is kept, so a busy second core disturbs it little.
+    """
+    import torch
+    cpu_model, flags = '', set()
+    try:
+        for line in open('/proc/cpuinfo'):
+            key, _, value = line.partition(':')
+            if key.strip() == 'model name' and not cpu_model:
+                cpu_model = value.strip()
+            elif key.strip() == 'flags' and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    x, layer = torch.randn(128, 864), torch.nn.Linear(864, 400)
+    with torch.no_grad():
+        for _ in range(10):
+            layer(x)
+        blocks = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(20):
+                layer(x)
+            blocks.append((time.perf_counter() - t0) / 20 * 1e3)
+        linear_ms = min(blocks)
+    torch.set_num_threads(threads)
+    return {'python': sys.version.split()[0], 'platform': platform.platform(), 'torch': torch.__version__,
+            'cpus': os.cpu_count(), 'cpu_model': cpu_model,
+            'simd': sorted(f for f in flags if f in ('avx', 'avx2', 'fma', 'avx512f', 'avx512_bf16', 'amx_tile')),
+            # one 128x864 @ 864x400 linear layer on one thread (HER-from-pixels' first layer), the
+            # machine's speed reference
+            'reference_linear_ms': round(linear_ms, 3)}
 
 
 def _repo_relative(path: Path) -> str:
@@ -250,6 +290,11 @@ def write_result(result: dict, curves: dict, stem: str, results_dir: Path = RESU
                   markdown([{**r['per_goal_direction'], 'run_dir': f"seed {r['seed']}"} for r in directions])]
     if result.get('jobs', 1) > 1:
         lines += ['', f"Seeds ran {result['jobs']} at a time, one process each (`--jobs`): wall times include sharing the machine."]
+    m = result.get('machine') or {}
+    if m.get('reference_linear_ms'):
+        lines += ['', f"Machine: {m.get('cpu_model') or 'unknown CPU'} ({', '.join(m.get('simd', [])) or 'no SIMD flags read'}), "
+                      f"{m.get('cpus')} cores; speed reference {m['reference_linear_ms']:.2f} ms per 128x864x400 linear "
+                      f"layer on one thread (wall times compare only between machines of the same reference)."]
     if result.get('merged_from'):
         lines += ['', 'Seeds run as separate processes (one per core), merged with `python -m bench.merge_seeds`:']
         lines += [f"- `{m['command']}` ({m['date']})" for m in result['merged_from']]

@@ -207,6 +207,7 @@ def collect(results_dir: Path = RESULTS, defaults=default_config) -> list[dict]:
             'per_seed': per_seed, 'hand_per_seed': per_hand if headline != 'hand_distance' else [],
             'success': [r.get('success') for r in result['runs']],
             'wall_s': [r['wall_s'] for r in result['runs']],
+            'speed_reference_ms': (result.get('machine') or {}).get('reference_linear_ms'),
             'env_steps_per_s': result.get('median_env_steps_per_s'),
             'grad_steps_per_s': result.get('median_grad_steps_per_s'),
             'target': result.get('target'), 'meets_target': result.get('meets_target'),
@@ -221,11 +222,21 @@ def collect(results_dir: Path = RESULTS, defaults=default_config) -> list[dict]:
     return rows
 
 
+def steps_cell(r: dict) -> str:
+    """The steps budget, or, for a wall-time-capped run, where it got to in the time budget."""
+    if r.get('stopped_at'):
+        return f"{r['stopped_at'][0]} of {r['steps']} ({r['stopped_at'][1]:g}-min cap)"
+    return str(r['steps'])
+
+
 def render(rows: list[dict]) -> str:
     f = lambda v: f'{v:.3f}'
     lines = ['# Learner benchmarks: every method in the same harness', '',
              'Final distances are medians over the evaluation image goals (50 unless the JSON says '
-             'otherwise); "per seed" lists each seed\'s median. Regenerate: `python -m bench.learn_table`.', '']
+             'otherwise); "per seed" lists each seed\'s median. Regenerate: `python -m bench.learn_table`.', '',
+             'Wall times depend on the host, which can change between sessions. A result that recorded its host '
+             'shows the host\'s speed reference next to its wall time: milliseconds for one 128x864x400 linear '
+             'layer on one thread (`machine` in its JSON; larger is slower). Results without one predate that record.', '']
     for task in sorted({r['task'] for r in rows}):
         trs = [r for r in rows if r['task'] == task]
         headline = trs[0]['headline'].replace('_', ' ')
@@ -238,11 +249,11 @@ def render(rows: list[dict]) -> str:
                 per += ' (hand ' + ' / '.join(map(f, r['hand_per_seed'])) + ')'
             succ = ' / '.join(f'{s:.2f}' for s in r['success'] if s is not None)
             wall = ' / '.join(f'{w / 60:.1f} min' for w in r['wall_s']) or '-'
+            if r.get('speed_reference_ms'):
+                wall += f" (host ref. {r['speed_reference_ms']:.1f} ms)"
             speed = (f"{r['env_steps_per_s']:.0f} / {r['grad_steps_per_s']:.0f}"
                      if r['env_steps_per_s'] is not None else '-')
-            steps = str(r['steps'])
-            if r.get('stopped_at'):   # a wall-time-capped run: where it got to in the time budget
-                steps = f"{r['stopped_at'][0]} of {r['steps']} ({r['stopped_at'][1]:g}-min cap)"
+            steps = steps_cell(r)
             method = r['method'] + (' **(default config)**' if r.get('default') else '')
             lines.append(f"| {method} | {steps} | {len(r['seeds']) or '-'} | "
                          f"{f(r['median']) if r['median'] is not None else '-'} | {per} | {succ} | {wall} | {speed} | `{r['command']}` |")
@@ -278,7 +289,7 @@ def where_it_fails(rows: list[dict]) -> list[str]:
              '| method | env steps | all goals | ' + ' | '.join(GROUPS) + ' |', '|---|---|---|' + '---|' * len(GROUPS)]
     for r in rows:
         per = lambda get: ' / '.join(get(d) for d in r['directions'])
-        cells = [r['method'] + (' **(default config)**' if r.get('default') else ''), str(r['steps']),
+        cells = [r['method'] + (' **(default config)**' if r.get('default') else ''), steps_cell(r),
                  per(lambda d: f"{d['within']} of {d['n_goals']}")]
         cells += [per(lambda d, g=g: f"{d['groups'][g]['within']} of {d['groups'][g]['n_goals']}") for g in GROUPS]
         lines.append('| ' + ' | '.join(cells) + ' |')

@@ -63,7 +63,8 @@ def merge(results: list[dict]) -> dict:
     merged['seeds'] = sorted(seeds)
     merged['command'] = _with_seeds(first['command'], merged['seeds'])
     merged['merged_from'] = [m for r in results for m in (r.get('merged_from') or
-                                                          [{'command': r['command'], 'date': r.get('date', '')}])]
+                                                          [{'command': r['command'], 'date': r.get('date', ''),
+                                                            'machine': r.get('machine')}])]
     merged['date'] = max(r.get('date', '') for r in results)
     return aggregate(merged)
 

@@ -208,14 +208,16 @@ def test_learn_table_shows_where_a_wall_capped_run_stopped(tmp_path):
            'env_steps': 123456, 'stopped_by_wall_cap': True}
     capped = {'task': 'push', 'mode': 'her_pixels', 'steps': 200000, 'config': 'config/learn_push_her_pixels.yaml',
               'max_minutes': 120, 'median_env_steps_per_s': 17.0, 'median_grad_steps_per_s': 68.0, 'seeds': [0],
-              'runs': [run]}
+              'runs': [run], 'machine': {'reference_linear_ms': 2.04}}
     (tmp_path / 'learn_push_her_pixels_her_pixels.json').write_text(json.dumps(capped))
     (tmp_path / 'learn_push_oracle_oracle.json').write_text(json.dumps(
-        {**capped, 'mode': 'oracle', 'config': 'config/learn_push_oracle.yaml', 'max_minutes': None,
+        {**capped, 'mode': 'oracle', 'config': 'config/learn_push_oracle.yaml', 'max_minutes': None, 'machine': {},
          'runs': [{**run, 'env_steps': 200000, 'stopped_by_wall_cap': False}]}))
     text = render(collect(tmp_path))
     assert '| 123456 of 200000 (120-min cap) |' in text
     assert '| 200000 |' in text   # a run that finished its budget shows just the budget
+    # The host's speed reference sits beside a wall time when the result recorded it, and only then.
+    assert '| 121.0 min (host ref. 2.0 ms) |' in text and text.count('host ref.') == 1
 
 
 @pytest.mark.parametrize('task', ['reach', 'push'])
@@ -262,6 +264,9 @@ def test_seeds_run_in_parallel_processes_merge_into_one_result(tmp_path):
         assert (tmp_path / 'runs' / f'learn_reach_m_s{seed}' / 'metrics.jsonl').exists()
         assert (tmp_path / f'learn_reach_m_goal_map_s{seed}.png').exists()
     assert 'one process each' in (tmp_path / 'learn_reach_m.md').read_text()
+    # Wall times depend on the host: the result names its CPU and a timed reference layer.
+    assert merged['machine']['reference_linear_ms'] > 0 and merged['machine']['cpus'] >= 1
+    assert 'speed reference' in (tmp_path / 'learn_reach_m.md').read_text()
     assert (tmp_path / 'learn_reach_m_curves.png').stat().st_size > 0
     assert not list(tmp_path.glob('.parts-*'))
     # Two single-seed results of one experiment merge; anything else is refused.
@@ -274,6 +279,7 @@ def test_seeds_run_in_parallel_processes_merge_into_one_result(tmp_path):
     assert merge_seeds.main([str(tmp_path / 'b.json'), str(tmp_path / 'a.json'), '--out', str(out)]) == 0
     again = json.loads(out.read_text())
     assert again['median_final_hand_distance'] == merged['median_final_hand_distance'] and len(again['merged_from']) == 2
+    assert all(m['machine']['reference_linear_ms'] > 0 for m in again['merged_from'])   # each host kept
     assert '--seeds 0 1 ' in again['command'] and 'merge_seeds' in (out.parent / 'learn_reach_m.md').read_text()
     c = copy.deepcopy(b)
     c['overrides']['vae.goal_prior'] = 'data'
