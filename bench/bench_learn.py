@@ -129,6 +129,12 @@ def main(argv=None) -> int:
     return 0
 
 
+# The host's speed reference: one linear layer of HER from pixels' size (batch 128, 864 inputs, 400
+# units) on one thread, timed by machine_info; its shape is named once for the timing and the texts.
+REFERENCE_LAYER = (128, 864, 400)
+REFERENCE_LAYER_TEXT = 'x'.join(map(str, REFERENCE_LAYER)) + ' linear layer on one thread'
+
+
 def machine_info() -> dict:
     """What wall times depend on: the CPU model, its vector units and one timed matmul.
 
@@ -139,17 +145,19 @@ def machine_info() -> dict:
     import torch
     cpu_model, flags = '', set()
     try:
-        for line in open('/proc/cpuinfo'):
-            key, _, value = line.partition(':')
-            if key.strip() == 'model name' and not cpu_model:
-                cpu_model = value.strip()
-            elif key.strip() == 'flags' and not flags:
-                flags = set(value.split())
+        with open('/proc/cpuinfo') as cpuinfo:
+            for line in cpuinfo:
+                key, _, value = line.partition(':')
+                if key.strip() == 'model name' and not cpu_model:
+                    cpu_model = value.strip()
+                elif key.strip() == 'flags' and not flags:
+                    flags = set(value.split())
     except OSError:
         pass
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    x, layer = torch.randn(128, 864), torch.nn.Linear(864, 400)
+    batch, inputs, units = REFERENCE_LAYER
+    x, layer = torch.randn(batch, inputs), torch.nn.Linear(inputs, units)
     with torch.no_grad():
         for _ in range(10):
             layer(x)
@@ -164,8 +172,6 @@ def machine_info() -> dict:
     return {'python': sys.version.split()[0], 'platform': platform.platform(), 'torch': torch.__version__,
             'cpus': os.cpu_count(), 'cpu_model': cpu_model,
             'simd': sorted(f for f in flags if f in ('avx', 'avx2', 'fma', 'avx512f', 'avx512_bf16', 'amx_tile')),
-            # one 128x864 @ 864x400 linear layer on one thread (HER-from-pixels' first layer), the
-            # machine's speed reference
             'reference_linear_ms': round(linear_ms, 3)}
 
 
@@ -290,11 +296,12 @@ def write_result(result: dict, curves: dict, stem: str, results_dir: Path = RESU
                   markdown([{**r['per_goal_direction'], 'run_dir': f"seed {r['seed']}"} for r in directions])]
     if result.get('jobs', 1) > 1:
         lines += ['', f"Seeds ran {result['jobs']} at a time, one process each (`--jobs`): wall times include sharing the machine."]
-    m = result.get('machine') or {}
-    if m.get('reference_linear_ms'):
-        lines += ['', f"Machine: {m.get('cpu_model') or 'unknown CPU'} ({', '.join(m.get('simd', [])) or 'no SIMD flags read'}), "
-                      f"{m.get('cpus')} cores; speed reference {m['reference_linear_ms']:.2f} ms per 128x864x400 linear "
-                      f"layer on one thread (wall times compare only between machines of the same reference)."]
+    host = result.get('machine') or {}
+    if host.get('reference_linear_ms'):
+        lines += ['', f"Machine: {host.get('cpu_model') or 'unknown CPU'} "
+                      f"({', '.join(host.get('simd', [])) or 'no SIMD flags read'}), {host.get('cpus')} cores; "
+                      f"speed reference {host['reference_linear_ms']:.2f} ms per {REFERENCE_LAYER_TEXT} "
+                      f"(wall times compare only between machines of the same reference)."]
     if result.get('merged_from'):
         lines += ['', 'Seeds run as separate processes (one per core), merged with `python -m bench.merge_seeds`:']
         lines += [f"- `{m['command']}` ({m['date']})" for m in result['merged_from']]

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.bench_learn import GOAL_BANK_KEYS, HEADLINE, RESULTS
+from bench.bench_learn import GOAL_BANK_KEYS, HEADLINE, REFERENCE_LAYER_TEXT, RESULTS
 
 METHODS = [  # (config-stem suffix, mode) -> name, in table order
     ('', 'rig', 'RIG'),
@@ -235,8 +235,8 @@ def render(rows: list[dict]) -> str:
              'Final distances are medians over the evaluation image goals (50 unless the JSON says '
              'otherwise); "per seed" lists each seed\'s median. Regenerate: `python -m bench.learn_table`.', '',
              'Wall times depend on the host, which can change between sessions. A result that recorded its host '
-             'shows the host\'s speed reference next to its wall time: milliseconds for one 128x864x400 linear '
-             'layer on one thread (`machine` in its JSON; larger is slower). Results without one predate that record.', '']
+             f'shows the host\'s speed reference next to its wall time: milliseconds for one {REFERENCE_LAYER_TEXT} '
+             '(`machine` in its JSON; larger is slower). Results without one predate that record.', '']
     for task in sorted({r['task'] for r in rows}):
         trs = [r for r in rows if r['task'] == task]
         headline = trs[0]['headline'].replace('_', ' ')
