@@ -4,6 +4,10 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# The real ROS 2 Jazzy launch system and ros2 CLI (not on PyPI), when ../shared/ros2_tooling is beside
+# the repo (CI has it); without it the launch tests skip with a one-line reason.
+TOOLING := ../shared/ros2_tooling
+TOOLING_STAMP := $(VENV)/.ros2_tooling
 
 # Keep DDS on this machine; tests pick their own ROS_DOMAIN_ID per run.
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
@@ -11,9 +15,15 @@ export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv test test-fast demo bench bench-sim bench-learn clean
+.PHONY: venv tooling test test-fast demo bench bench-sim bench-learn clean
 
 venv: $(STAMP)
+
+tooling: $(TOOLING_STAMP)
+
+$(TOOLING_STAMP): $(STAMP)
+	@if [ -f $(TOOLING)/install.sh ]; then bash $(TOOLING)/install.sh $(VENV) && touch $(TOOLING_STAMP); \
+	else echo "note: $(TOOLING) not found: the ros2 launch tests will skip"; fi
 
 $(STAMP): requirements.txt requirements-assets.txt setup.py
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "rig needs CPython 3.11 (the ROS 2 Jazzy wheels are cp311)"'
@@ -29,11 +39,11 @@ $(STAMP): requirements.txt requirements-assets.txt setup.py
 	touch $(STAMP)
 
 # Whole suite, slow end-to-end tests included (what CI runs).
-test: venv
+test: venv tooling
 	$(PY) -m pytest -q
 
 # Without the tests marked slow.
-test-fast: venv
+test-fast: venv tooling
 	$(PY) -m pytest -q -m "not slow"
 
 demo: venv

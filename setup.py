@@ -42,7 +42,6 @@ setup(
     description='RIG: visual reinforcement learning with imagined goals, for ROS 2 arms',
     license='MIT',
     extras_require={'test': ['pytest']},
-    tests_require=['pytest'],
     entry_points={
         'console_scripts': [f'{name} = {target}' for name, target in NODES.items()]
         + ['rig = rig.cli:main'],

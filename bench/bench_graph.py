@@ -109,8 +109,7 @@ def throughput(seconds: float = 60.0) -> dict:
     from rig.bringup import Graph
     data = RESULTS / 'runs' / f'throughput-{time.strftime("%Y%m%d-%H%M%S")}'
     up = argparse.Namespace(graph='sim', task='reach', arm='sawyer', data_dir=str(data / 'data'),
-                            checkpoint='', namespace='', camera='realsense', namespaces=[''], practice=True,
-                            no_trainer=False, params_file=[], duration=0.0, dry_run=False)
+                            practice=True, params_file=[])
     with Graph(up, extra_ros_args=['--log-level', 'warn']) as g:
         policy, trainer = g.node('policy'), g.node('trainer').trainer
         g.spin_until(lambda: trainer.counters['vae_fits'] > 0, 300)  # past VAE pretraining

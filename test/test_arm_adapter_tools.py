@@ -131,3 +131,16 @@ def test_servo_start_humble_trigger_and_jazzy_without_moveit_msgs(ros_context):
     finally:
         executor.shutdown()
         node.destroy_node()
+
+
+def test_home_pose_without_joint_states_says_which_topic_and_gives_up():
+    """`ros2 run rig home` with no driver publishing: a clear error naming the topic, exit 1, not a
+    silent wait forever."""
+    import sys
+    cmd = [sys.executable, '-m', 'rig_policy.home_pose'] + ros_args(
+        {'mode': 'velocity', 'wait_for_joint_states_s': 1.5}, namespace='/no_driver_test',
+        remaps={'joint_states': '/robot/joint_states_nobody'})
+    done = subprocess.run(cmd, env=node_env(), capture_output=True, text=True, timeout=60)
+    out = done.stdout + done.stderr
+    assert done.returncode == 1, out
+    assert 'no joint_states on /robot/joint_states_nobody after 1.5 s' in out, out

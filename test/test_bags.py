@@ -149,3 +149,68 @@ def test_non_finite_commands_are_dropped(tmp_path):
     w.write('rig/cmd', 10**9 + 13 * ms, serialize_message(_twist(10**9 + 13 * ms, 0.2)))
     [ep] = read_episodes(w.close())
     assert ep.num_transitions == 1 and ep.obs_index[0] == 1
+
+
+def _write_frames(writer, images, t0=10**9):
+    """Frame messages i at t0+i*10ms (an Image, or an image array as rgb8) and command i (vx = i/10)
+    3 ms later; returns nothing: read back with read_episodes."""
+    ms = 1_000_000
+    for i, im in enumerate(images):
+        t = t0 + i * 10 * ms
+        msg = im if not isinstance(im, np.ndarray) else numpy_to_image(im, 'rgb8')
+        msg.header.stamp = _stamp(t)
+        writer.write('camera/image_raw', t, serialize_message(msg))
+        if i < len(images) - 1:
+            writer.write('rig/cmd', t + 3 * ms, serialize_message(_twist(t + 3 * ms, i / 10)))
+
+
+def test_unusable_frames_are_dropped_counted_and_break_the_chain(tmp_path):
+    """One bad frame used to make the whole bag a BagError; now only it (and its transitions) go."""
+    short = numpy_to_image(_frame(3), 'rgb8')
+    short.data = short.data[:-5]                               # data does not fill step * height
+    yuv = numpy_to_image(_frame(5), 'rgb8')
+    yuv.encoding = 'yuv422'                                    # no camera encoding we decode
+    mono = numpy_to_image(_frame(1)[..., 0], 'mono8')          # converted, kept
+    bgr = numpy_to_image(_frame(2)[..., ::-1].copy(), 'bgr8')  # converted, kept
+    frames = [_frame(0), mono, bgr, short, _frame(4), yuv, _frame(6), _frame(7)]
+    w = EpisodeBagWriter(tmp_path, 'bad_frames')
+    _write_frames(w, frames)
+    [ep] = read_episodes(w.close())
+    assert ep.dropped_frames == {'malformed': 1, 'unsupported_encoding': 1}
+    assert ep.images.shape == (6, 8, 8, 3)
+    np.testing.assert_array_equal(ep.images[:, 1, 1, 0], [0, 1, 2, 4, 6, 7])
+    # commands 0, 1 and 6 lead from a kept frame to the next kept one; 2..5 touch a dropped frame
+    np.testing.assert_array_equal(ep.images[ep.obs_index, 1, 1, 0], [0, 1, 6])
+    np.testing.assert_array_equal(ep.images[ep.next_obs_index, 1, 1, 0], [1, 2, 7])
+    np.testing.assert_allclose(ep.velocities[:, 0], [0.0, 0.1, 0.6], atol=1e-6)
+
+
+def test_a_frame_of_another_size_is_resized_to_the_learner_size_or_dropped(tmp_path):
+    frames = [_frame(i) for i in range(6)]
+    frames[2] = _frame(2, size=16)
+    w = EpisodeBagWriter(tmp_path, 'sizes')
+    _write_frames(w, frames)
+    bag = w.close()
+    # As the trainer reads it: every frame at the learner's size, none lost.
+    [ep] = read_episodes(bag, image_size=4)
+    assert ep.images.shape == (6, 4, 4, 3) and ep.dropped_frames == {}
+    assert ep.num_transitions == 5
+    np.testing.assert_array_equal(ep.images[:, 2, 2, 0], np.arange(6))
+    # Raw: frames keep their size; the odd one cannot share the episode's array and is dropped.
+    [raw] = read_episodes(bag)
+    assert raw.images.shape == (5, 8, 8, 3) and raw.dropped_frames == {'other_size': 1}
+    np.testing.assert_array_equal(raw.images[raw.obs_index, 1, 1, 0], [0, 3, 4])
+    np.testing.assert_array_equal(raw.images[raw.next_obs_index, 1, 1, 0], [1, 4, 5])
+
+
+def test_an_episode_without_a_usable_frame_still_reports_its_drops(tmp_path):
+    frames = []
+    for i in range(4):
+        msg = numpy_to_image(_frame(i), 'rgb8')
+        msg.encoding = '16UC1'
+        frames.append(msg)
+    w = EpisodeBagWriter(tmp_path, 'all_bad')
+    _write_frames(w, frames)
+    [ep] = read_episodes(w.close())
+    assert ep.num_transitions == 0 and len(ep.images) == 0
+    assert ep.dropped_frames == {'unsupported_encoding': 4}

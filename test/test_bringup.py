@@ -28,18 +28,69 @@ def test_graph_nodes_are_installed_executables_with_matching_factories():
         assert spec.factory.split(':')[0] == module, f'{spec.name}: launch and rig up would run different code'
 
 
-@pytest.mark.parametrize('name', ['sim.launch.py', 'robot.launch.py'])
-def test_launch_files_are_thin_and_use_the_graph(name):
-    """launch/launch_ros are not installable here: check the launch files statically."""
-    src = (REPO / 'launch' / name).read_text()
-    tree = ast.parse(src)
-    funcs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
-    assert 'generate_launch_description' in funcs
-    imports = {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names}
-    assert {'graph', 'Node', 'DeclareLaunchArgument', 'LaunchConfiguration'} <= imports
-    assert 'graph.parameter_files' in src and 'graph.argument_parameters' in src
-    for arg in ('task', 'arm', 'data_dir', 'checkpoint', 'namespace'):
-        assert arg in graph.ARGUMENTS
+def test_launch_files_hold_nothing_but_the_graph_name():
+    """Both bring-up paths run rig.graph.plan: a launch file adds no node, parameter or remapping."""
+    for name, graph_name in (('sim.launch.py', 'sim'), ('robot.launch.py', 'robot')):
+        src = (REPO / 'launch' / name).read_text()
+        assert f"return launch_description('{graph_name}')" in src, name
+        code = ast.unparse([n for n in ast.parse(src).body if not isinstance(n, ast.Expr)])
+        assert 'Node(' not in code and 'remappings' not in code and 'launch_ros' not in code, name
+
+
+def test_plan_connects_every_actor_to_the_one_trainer():
+    nodes = graph.plan('sim', {'namespace': 'env0, env1', 'practice': 'true'})
+    by_name = {n.full_name: n for n in nodes}
+    assert sorted(by_name) == sorted([f'/{ns}/{s.name}' for ns in ('env0', 'env1') for s in graph.SIM_NODES
+                                      if s.per_actor] + ['/trainer'])
+    for ns in ('env0', 'env1'):
+        for node in ('encoder', 'policy'):
+            assert ('rig/checkpoint', '/rig/checkpoint') in by_name[f'/{ns}/{node}'].remappings
+        assert by_name[f'/{ns}/recorder'].parameters['actor'] == ns, 'bags are named after their actor'
+        assert by_name[f'/{ns}/policy'].parameters['practice_on_start'] is True
+        assert by_name[f'/{ns}/policy'].parameters['task'] == 'reach'
+    assert '/trainer' not in {n.full_name for n in graph.plan('sim', {'trainer': 'false'})}
+
+
+def test_plan_sets_up_the_documented_cells():
+    sawyer = {n.spec.name: n for n in graph.plan('robot', {'arm': 'sawyer'})}
+    assert ('joint_states', '/robot/joint_states') in sawyer['arm_adapter'].remappings
+    ur = {n.spec.name: n for n in graph.plan('robot', {'arm': 'ur5e', 'cmd_topic': '/servo_node/delta_twist_cmds',
+                                                      'reset_service': 'none', 'namespace': 'cell1'})}
+    assert ('joint_states', '/joint_states') in ur['arm_adapter'].remappings
+    assert ur['arm_adapter'].parameters['output'] == 'none'
+    assert ('rig/cmd', '/servo_node/delta_twist_cmds') in ur['safety_filter'].remappings
+    assert ur['policy'].parameters['reset_service'] == ''
+
+
+@pytest.mark.parametrize('values, why', [({'task': 'bogus'}, 'task'), ({'arm': 'kuka'}, 'arm'),
+                                         ({'practice': 'maybe'}, 'practice'), ({'namespace': 'env-0'}, 'namespace'),
+                                         ({'namespace': 'a a'}, 'twice'), ({'camera': 'uvc'}, 'unknown')])
+def test_plan_refuses_bad_arguments_before_anything_starts(values, why):
+    with pytest.raises(ValueError, match=why):
+        graph.plan('sim', values)
+
+
+@pytest.mark.parametrize('task', ['reach', 'push', 'door'])
+def test_per_task_values_come_from_the_task_suite(task):
+    from rig_sim.envs import make_env
+    env = make_env(task=task)
+    try:
+        sections = graph.task_parameters('sim', task)
+        assert sections['/**/policy']['ros__parameters']['episode_length'] == env.horizon
+        assert sections['/**/trainer']['ros__parameters']['action_dim'] == env.action_dim
+    finally:
+        env.close()
+    files = graph.parameter_files('sim', {'task': task})
+    assert files[0] == graph.task_parameter_file('sim', task) and files[1].name == 'sim.yaml', \
+        'the task layer comes first: config/ and user files still override it'
+
+
+def test_argument_choices_match_what_exists():
+    from rig_sim import ARMS, TASKS
+    choices = {a.name: set(a.choices) for a in graph.ARGUMENTS}
+    assert choices['task'] == set(TASKS) and choices['arm'] == set(ARMS) == set(graph.ARM_JOINT_STATES)
+    assert choices['arm'] == {p.stem[4:] for p in (REPO / 'config').glob('arm_*.yaml')}
+    assert choices['camera'] == {p.stem[7:] for p in (REPO / 'config').glob('camera_*.yaml')}
 
 
 def run_rig(*args, timeout=120, cwd=None):
@@ -106,3 +157,33 @@ def test_cli_reports_bad_configuration_without_a_traceback(tmp_path):
     assert not (tmp_path / 'run').exists(), 'a failed start leaves no run directory behind'
     r = run_rig('eval', str(tmp_path / 'missing_run'))
     assert r.returncode != 0 and 'does not exist' in (r.stdout + r.stderr) and 'Traceback' not in r.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_rig_up_two_actors_feed_one_trainer_and_ctrl_c_is_clean(tmp_path):
+    """rig up sim --namespaces env0 env1 --practice, then Ctrl-C: as the launch test, through rig up."""
+    from launch_util import FAST_TRAINER, assert_last_bag_ends_cleanly, running
+    from rig_learn import checkpoint as ck
+    from rig_trainer.online import latest_checkpoint
+    fast = tmp_path / 'fast.yaml'
+    fast.write_text(FAST_TRAINER)
+    data = tmp_path / 'data'
+
+    def actors_trained_on():
+        ckpt = latest_checkpoint(data / 'checkpoints')
+        ledger = ck.read_manifest(ckpt)['trainer'] if ckpt else {'ingested': [], 'counters': {'updates': 0}}
+        return {n.split('_ep')[0] for n in ledger['ingested']}, ledger['counters']['updates']
+    with running(RIG + ['up', 'sim', '--namespaces', 'env0', 'env1', '--practice', '--data-dir', str(data),
+                        '--params-file', str(fast)], node_env(), tmp_path / 'rig_up.log', cwd=tmp_path) as run:
+        run.wait_for(lambda: actors_trained_on()[0] == {'env0', 'env1'} and actors_trained_on()[1] > 0, 240,
+                     'a checkpoint trained on bags of both actors')
+        run.wait_for_log(r'env0.policy\]: policy using \S+ \([1-9]\d* gradient steps\)', 120)
+        run.wait_for_log(r'env1.policy\]: policy using \S+ \([1-9]\d* gradient steps\)', 60)
+        rc = run.interrupt(timeout=30)
+        log = run.text()
+    assert rc == 0, log[-4000:]
+    assert run.stopped_in < 5.0, f'Ctrl-C took {run.stopped_in:.1f} s'
+    assert 'Traceback' not in log and 'FAILED' not in log, log[-4000:]
+    for actor in ('env0', 'env1'):
+        assert_last_bag_ends_cleanly(data, actor + '_ep')

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,8 +24,10 @@ def _stamp(t_ns):
     return Time(sec=t_ns // 10**9, nanosec=t_ns % 10**9)
 
 
-def record_sim_episode(data_dir, name, env, rng, steps=20, latent_dim=4, t0=10**9):
-    """Random-action rollout of the real reach env, recorded as the graph would record it."""
+def record_sim_episode(data_dir, name, env, rng, steps=20, latent_dim=4, t0=10**9, frame_msg=None):
+    """Random-action rollout of the real reach env, recorded as the graph would record it.
+
+    frame_msg(i, image): the Image message to record for frame i instead of the image as rgb8."""
     from geometry_msgs.msg import TwistStamped
     from std_msgs.msg import String
     w = EpisodeBagWriter(data_dir, name)
@@ -35,7 +38,9 @@ def record_sim_episode(data_dir, name, env, rng, steps=20, latent_dim=4, t0=10**
     obs, _ = env.reset()
     for i in range(steps + 1):
         t = t0 + (i + 1) * 10 * ms
-        w.write('camera/image_raw', t, serialize_message(numpy_to_image(obs['image'], 'rgb8', stamp=_stamp(t))))
+        msg = frame_msg(i, obs['image']) if frame_msg else numpy_to_image(obs['image'], 'rgb8')
+        msg.header.stamp = _stamp(t)
+        w.write('camera/image_raw', t, serialize_message(msg))
         if i < steps:
             a = rng.uniform(-1, 1, 2)
             cmd = TwistStamped()
@@ -56,15 +61,25 @@ def reach_env():
     env.close()
 
 
-@pytest.fixture
-def tiny_learn_yaml(tmp_path):
-    path = tmp_path / 'learn_tiny.yaml'
+def write_tiny_learn_yaml(path, refit_steps: int = 5, **rl):
+    """A tiny reach learner (4-D latents, 32x32 nets, batch 16) as a learner YAML file."""
     path.write_text(yaml.safe_dump({
         'task': 'reach', 'image_size': 48,
-        'vae': {'latent_dim': 4, 'batch_size': 16, 'refit_steps': 5},
-        'rl': {'hidden': [32, 32], 'batch_size': 16, 'learning_starts': 0},
+        'vae': {'latent_dim': 4, 'batch_size': 16, 'refit_steps': refit_steps},
+        'rl': {'hidden': [32, 32], 'batch_size': 16, 'learning_starts': 0, **rl},
     }))
     return path
+
+
+@pytest.fixture
+def tiny_learn_yaml(tmp_path):
+    return write_tiny_learn_yaml(tmp_path / 'learn_tiny.yaml')
+
+
+@pytest.fixture
+def small_buffer_yaml(tmp_path):
+    """The tiny learner with a replay buffer of 45 frames: two 20-step bags do not fill it, three do."""
+    return write_tiny_learn_yaml(tmp_path / 'learn_small_buffer.yaml', buffer_size=45)
 
 
 def make_trainer(tmp_path, learn_yaml, **kw):
@@ -145,3 +160,98 @@ def test_mismatched_checkpoint_in_the_directory_is_refused(tmp_path, tiny_learn_
     other.write_text(yaml.safe_dump(spec))
     with pytest.raises(ckpt.CheckpointMismatch, match='latent_dim'):
         make_trainer(tmp_path, other)
+
+
+def test_bad_frames_are_dropped_and_counted_not_the_bag(tmp_path, tiny_learn_yaml, reach_env, caplog):
+    """A malformed frame used to make its bag a bad bag, a frame of another size to kill the trainer
+    (np.stack of unequal shapes); now the first is dropped and counted, the second resized."""
+    import cv2
+    rng = np.random.default_rng(0)
+    data = tmp_path / 'data'
+
+    def frame_msg(i, image):
+        if i == 5:
+            msg = numpy_to_image(image, 'rgb8')
+            msg.step += 3                   # step no longer matches the data
+            return msg
+        if i == 9:
+            return numpy_to_image(cv2.resize(image, (64, 64)), 'rgb8')
+        if i == 12:
+            return numpy_to_image(image[..., ::-1].copy(), 'bgr8')
+        return numpy_to_image(image, 'rgb8')
+    record_sim_episode(data, 'a_ep000000', reach_env, rng, frame_msg=frame_msg)
+    record_sim_episode(data, 'a_ep000001', reach_env, rng)
+    trainer = make_trainer(tmp_path, tiny_learn_yaml)
+    with caplog.at_level('INFO', logger='rig.trainer'):
+        assert trainer.ingest() == 18 + 20        # frame 5 took the transitions 4->5 and 5->6
+    assert trainer.bad_bags == {}
+    assert trainer.ingested == ['a_ep000000', 'a_ep000001']
+    assert trainer.dropped_frames == {'malformed': 1}
+    assert trainer.counters['frames'] == 20 + 21
+    assert 'a_ep000000: 1 episode(s), 18 transitions; dropped frames: malformed 1' in caplog.text
+    trainer.save_checkpoint()
+    assert ckpt.read_manifest(trainer.latest)['trainer']['dropped_frames'] == {'malformed': 1}
+    again = make_trainer(tmp_path, tiny_learn_yaml)
+    assert again.dropped_frames == {'malformed': 1} and again.agent.buffer.n_transitions == 38
+
+
+def test_resuming_twice_counts_nothing_again(tmp_path, tiny_learn_yaml, reach_env):
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        record_sim_episode(tmp_path / 'data', f'a_ep{k:06d}', reach_env, rng)
+    trainer = make_trainer(tmp_path, tiny_learn_yaml)
+    trainer.ingest()
+    trainer.save_checkpoint()            # before training: the 20 updates the data asks for are owed
+    saved = dict(trainer.counters)
+    assert saved['frames'] == 42
+    first = make_trainer(tmp_path, tiny_learn_yaml)
+    first.save_checkpoint()
+    second = make_trainer(tmp_path, tiny_learn_yaml)
+    for resumed in (first, second):
+        assert {k: v for k, v in resumed.counters.items() if k != 'checkpoints'} == \
+            {k: v for k, v in saved.items() if k != 'checkpoints'}
+        assert resumed._updates_owed == 20, 'owed updates are in the ledger: a restart still does them'
+
+
+def test_resume_reads_only_the_newest_bags_the_buffer_holds(tmp_path, small_buffer_yaml, reach_env,
+                                                             monkeypatch):
+    import rig_trainer.online as online
+    rng = np.random.default_rng(0)
+    data = tmp_path / 'data'
+    for k in range(5):
+        record_sim_episode(data, f'a_ep{k:06d}', reach_env, rng)
+    trainer = make_trainer(tmp_path, small_buffer_yaml)
+    assert trainer.agent.buffer.capacity == 45
+    assert trainer.ingest() == 100
+    trainer.save_checkpoint()
+
+    def held(t):   # the frames in the buffer, as a multiset (slot order depends on the ring's head)
+        buf = t.agent.buffer
+        return sorted(im.tobytes() for im in buf.images[buf.written])
+    read = []
+
+    def reading(bag, *args, **kwargs):
+        read.append(Path(bag).name)
+        return real_read(bag, *args, **kwargs)
+    real_read = online.read_episodes
+    monkeypatch.setattr(online, 'read_episodes', reading)
+    resumed = make_trainer(tmp_path, small_buffer_yaml)
+    # 20 + 20 transitions do not fill 45 slots, a third bag does: the two oldest are not read.
+    assert read == ['a_ep000002', 'a_ep000003', 'a_ep000004']
+    assert resumed.ingested == [f'a_ep{k:06d}' for k in range(5)]
+    assert resumed.counters == trainer.counters
+    assert resumed.agent.buffer.n_transitions == trainer.agent.buffer.n_transitions
+    assert held(resumed) == held(trainer)
+    # A new bag is ingested once, and none of the unread ones.
+    record_sim_episode(data, 'a_ep000005', reach_env, rng)
+    read.clear()
+    assert resumed.ingest() == 20 and resumed.ingest() == 0
+    assert read == ['a_ep000005']
+    assert resumed.counters['transitions'] == 120 and resumed.counters['episodes'] == 6
+
+
+def test_a_task_without_a_learner_config_is_refused(tmp_path):
+    """task:=bogus: the trainer refuses to start (it used to train and publish checkpoints for it)."""
+    with pytest.raises(ValueError, match="task 'bogus': no learner config learn_bogus.yaml"):
+        OnlineTrainer(TrainerConfig(task='bogus', data_dir=str(tmp_path)))
+    assert not (tmp_path / 'checkpoints').exists()

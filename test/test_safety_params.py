@@ -68,7 +68,7 @@ def test_defaults_are_declared_typed_and_described():
         assert descriptors['box'].type == Parameter.Type.DOUBLE_ARRAY.value
         assert descriptors['joints'].type == Parameter.Type.STRING_ARRAY.value   # empty default: still typed
         assert descriptors['inner.gain'].description == 'what inner.gain is for'
-        assert not descriptors['rate'].dynamic_typing and not descriptors['rate'].read_only
+        assert not descriptors['rate'].dynamic_typing and descriptors['rate'].read_only   # not live: read-only
 
 
 def test_overrides_win_and_come_back_as_the_field_types():

@@ -3,9 +3,10 @@
     rig up sim --task reach --namespaces env0 env1 --practice --duration 600
     rig up robot --arm ur5e --dry-run
 
-The nodes, their parameter files and the argument -> parameter mapping come from `rig.graph`, the
-same source the launch files use. All nodes share one executor; the trainer trains in its own thread.
-Ctrl-C (or --duration) stops the arm first (zero command), closes open episode bags, then exits.
+The nodes, their parameter files, remappings and the argument -> parameter mapping come from
+`rig.graph.plan`, the same plan the launch files run. All nodes share one executor; the trainer trains
+in its own thread. Ctrl-C (or --duration) runs `rig.node_main.stop_nodes`, the shutdown every node
+executable uses: zero commands first, the open episode ended and its bag closed, then teardown.
 """
 from __future__ import annotations
 
@@ -20,63 +21,57 @@ from rig import graph
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('graph', choices=sorted(graph.GRAPHS), help='which graph: sim or robot')
-    for name, default in graph.ARGUMENTS.items():
-        if name != 'namespace':
-            parser.add_argument(f'--{name.replace("_", "-")}', dest=name, default=default,
-                                help=f'(default: {default!r})')
-    parser.add_argument('--namespaces', nargs='*', default=[''],
-                        help='one actor per namespace (sim: bridge + encoder + policy + filter + recorder '
-                             'each), all feeding one trainer')
-    parser.add_argument('--practice', action='store_true', help='start the actors in practice mode')
-    parser.add_argument('--no-trainer', action='store_true', help='leave the trainer out')
+    for a in graph.ARGUMENTS:
+        if a.name in ('namespace', 'params_file'):   # rig up's own spelling of these, below
+            continue
+        where = '' if len(a.graphs) == 2 else f' [{a.graphs[0]} only]'
+        option = f'--{a.name.replace("_", "-")}'
+        if a.is_flag:
+            parser.add_argument(option, dest=a.name, action=argparse.BooleanOptionalAction, default=None,
+                                help=f'{a.description}{where} (default: {a.default})')
+        else:
+            parser.add_argument(option, dest=a.name, default=None, choices=a.choices or None,
+                                help=f'{a.description}{where} (default: {a.default!r})')
+    parser.add_argument('--namespaces', '--namespace', dest='namespace', nargs='*', default=None,
+                        help='one actor per namespace, all feeding one trainer (default: one actor, root)')
     parser.add_argument('--duration', type=float, default=0.0, help='stop after this many seconds (0: run)')
     parser.add_argument('--params-file', action='append', default=[],
-                        help='extra parameter file(s), applied after the graph\'s own')
+                        help="extra parameter file(s), applied after the graph's own")
     parser.add_argument('--dry-run', action='store_true', help='check the configuration, print the graph, exit')
 
 
-def plan(args) -> list[tuple[graph.NodeSpec, str, dict]]:
-    """(spec, namespace, argument parameters) for every node to start."""
-    values = {name: getattr(args, name, '') for name in graph.ARGUMENTS}
-    out = []
-    for ns in args.namespaces:
-        ns = '/' + ns.strip('/') if ns.strip('/') else ''
-        for spec in graph.GRAPHS[args.graph]:
-            if spec.per_actor:
-                params = graph.argument_parameters(spec, values)
-                if spec.name == 'policy' and args.practice:
-                    params['practice_on_start'] = True
-                if spec.name == 'recorder' and ns:
-                    params['actor'] = ns.strip('/')
-                out.append((spec, ns, params))
-    if not args.no_trainer:
-        out += [(spec, '', graph.argument_parameters(spec, values))
-                for spec in graph.GRAPHS[args.graph] if not spec.per_actor]
-    return out
+def values(args) -> dict:
+    """The graph arguments given on the command line (the rest take the graph's defaults)."""
+    given = {a.name: getattr(args, a.name, None) for a in graph.ARGUMENTS if a.name != 'params_file'}
+    return {k: (' '.join(v) if isinstance(v, list) else v) for k, v in given.items() if v is not None}
+
+
+def plan(args) -> list[graph.NodeLaunch]:
+    """Every node to start, from the same `rig.graph.plan` the launch files use."""
+    return graph.plan(args.graph, values(args))
 
 
 def parameter_files(args) -> list[str]:
     """The graph's parameter files, then the user's --params-file ones (later files win)."""
-    return [str(p) for p in graph.parameter_files(args.graph, args.arm, args.camera)] + list(args.params_file)
+    return [str(p) for p in graph.parameter_files(args.graph, {**values(args), 'params_file': args.params_file})]
 
 
-def check(args, nodes) -> list[str]:
+def check(args, nodes: list[graph.NodeLaunch]) -> list[str]:
     """Problems with the configuration: every section of every parameter file must name a node of
     the graph and fit that node's declared parameters (names and types)."""
     import yaml
 
     from rig.ros_params import dataclass_from_yaml_params
     problems = []
-    files = parameter_files(args)
     config_of = {}
-    for spec, _, _ in nodes:
+    for n in nodes:
         try:
-            _resolve(spec.factory)
-            config_of[spec.name] = _resolve(spec.config)
+            _resolve(n.spec.factory)
+            config_of[n.spec.name] = _resolve(n.spec.config)
         except Exception as exc:  # noqa: BLE001 - report every broken node, not just the first
-            problems.append(f'{spec.name}: cannot load {spec.factory}: {exc}')
+            problems.append(f'{n.spec.name}: cannot load {n.spec.factory}: {exc}')
     known = {spec.name for spec in graph.GRAPHS[args.graph]}
-    for f in files:
+    for f in parameter_files(args):
         try:
             sections = yaml.safe_load(open(f)) or {}
         except (OSError, yaml.YAMLError) as exc:
@@ -99,11 +94,11 @@ def _resolve(target: str):
     return getattr(importlib.import_module(module_name), attr)
 
 
-def describe(nodes) -> str:
+def describe(nodes: list[graph.NodeLaunch]) -> str:
     lines = []
-    for spec, ns, params in nodes:
-        shown = ', '.join(f'{k}={v}' for k, v in params.items())
-        lines.append(f'  {(ns or "") + "/" + spec.name:<28} {spec.executable:<14} {shown}')
+    for n in nodes:
+        shown = ', '.join([f'{k}={v}' for k, v in n.parameters.items()] + [f'{a}->{b}' for a, b in n.remappings])
+        lines.append(f'  {n.full_name:<28} {n.spec.executable:<14} {shown}')
     return '\n'.join(lines)
 
 
@@ -116,6 +111,8 @@ class Graph:
         from rclpy.parameter import Parameter
         from rclpy.signals import SignalHandlerOptions
 
+        from rig.node_main import CallbackGuard
+
         self.plan = plan(args)
         ros_args = (['--ros-args'] + [a for f in parameter_files(args) for a in ('--params-file', f)]
                     + (extra_ros_args or []))
@@ -125,14 +122,18 @@ class Graph:
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
         self.executor = SingleThreadedExecutor()
+        self.guard = CallbackGuard(lambda text: print(f'rig up: {text}', file=sys.stderr))
         self.nodes: dict[str, object] = {}
+        self.failed: dict[str, str] = {}
         try:
-            for spec, ns, params in self.plan:
-                cls = _resolve(spec.factory)
-                overrides = [Parameter(k, value=v) for k, v in params.items()]
-                node = cls(namespace=ns or None, parameter_overrides=overrides)
+            for n in self.plan:
+                cls = _resolve(n.spec.factory)
+                overrides = [Parameter(k, value=v) for k, v in n.parameters.items()]
+                remaps = [a for src, dst in n.remappings for a in ('-r', f'{src}:={dst}')]
+                node = cls(namespace=n.namespace or None, parameter_overrides=overrides,
+                           cli_args=['--ros-args', *remaps] if remaps else None)
                 self.executor.add_node(node)
-                self.nodes[f'{ns}/{spec.name}'] = node
+                self.nodes[n.full_name] = node
         except BaseException:
             self.close()
             raise
@@ -144,20 +145,27 @@ class Graph:
         return self.nodes[name if name.startswith('/') else '/' + name]
 
     def spin_until(self, predicate=lambda: False, timeout: float | None = None) -> bool:
-        """Spin all nodes until predicate() holds, timeout passes or a stop is requested."""
+        """Spin all nodes until predicate() holds, timeout passes or a stop is requested. A node that
+        fails is reported loudly and the others go on."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.stop_requested and (deadline is None or time.monotonic() < deadline):
             if predicate():
                 return True
-            self.executor.spin_once(timeout_sec=0.05)
+            self.guard.spin_once(self.executor, 0.05)
             for name, node in self.nodes.items():
-                if getattr(node, 'error', None) is not None:
-                    raise RuntimeError(f'{name} failed: {node.error}')
+                error = getattr(node, 'error', None)
+                if error is not None and name not in self.failed:
+                    self.failed[name] = f'{type(error).__name__}: {error}'
+                    print(f'rig up: {name} FAILED ({self.failed[name]}); the other nodes go on',
+                          file=sys.stderr)
         return predicate()
 
     def close(self) -> None:
         import rclpy
-        shutdown(list(self.nodes.values()), self.executor)
+
+        from rig.node_main import stop_nodes
+        stop_nodes(list(self.nodes.values()), self.executor,
+                   log=lambda text: print(f'rig up: {text}', file=sys.stderr))
         self.nodes = {}
         rclpy.try_shutdown()
 
@@ -169,7 +177,11 @@ class Graph:
 
 
 def run(args) -> int:
-    nodes_plan = plan(args)
+    try:
+        nodes_plan = plan(args)
+    except ValueError as exc:
+        print(f'rig up: {exc}', file=sys.stderr)
+        return 2
     print(f'rig up {args.graph}: {len(nodes_plan)} nodes\n{describe(nodes_plan)}')
     problems = check(args, nodes_plan)
     if problems:
@@ -180,22 +192,7 @@ def run(args) -> int:
         return 0
     with Graph(args) as g:
         g.spin_until(timeout=args.duration if args.duration > 0 else None)
-    return 0
-
-
-def shutdown(nodes, executor) -> None:
-    """Stop the arm first, then let episode bags close, then tear down."""
-    for node in nodes:
-        for method in ('stop', 'stop_arm'):
-            if hasattr(node, method):
-                try:
-                    getattr(node, method)()
-                except Exception as exc:  # noqa: BLE001 - keep stopping the others
-                    print(f'{node.get_name()}: {method} failed: {exc}', file=sys.stderr)
-    end = time.monotonic() + 0.5
-    while time.monotonic() < end:  # deliver the last messages (end events, zero commands)
-        executor.spin_once(timeout_sec=0.05)
-    for node in reversed(nodes):
-        executor.remove_node(node)
-        node.destroy_node()
-    executor.shutdown()
+        failed = dict(g.failed)
+    if failed:
+        print('rig up: failed nodes: ' + '; '.join(f'{k}: {v}' for k, v in failed.items()), file=sys.stderr)
+    return 1 if failed else 0

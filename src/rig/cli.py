@@ -19,7 +19,9 @@ SUBCOMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog='rig', description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog='rig', description='rig: visual RL with imagined goals (RIG) for ROS 2 arms.',
+        epilog="`rig COMMAND --help` for a command's options. In a colcon install: `ros2 run rig rig ...`.")
     sub = parser.add_subparsers(dest='command', metavar='COMMAND')
     for name, (_, help_text) in SUBCOMMANDS.items():
         sub.add_parser(name, help=help_text, add_help=False)

@@ -49,8 +49,7 @@ def main(argv=None) -> int:
 
     from rig.bringup import Graph
     up = argparse.Namespace(graph='sim', task=opts.task, arm=opts.arm, data_dir=str(out / 'data'),
-                            checkpoint='', namespace='', camera='realsense', namespaces=[''],
-                            practice=True, no_trainer=False, params_file=[], duration=0.0, dry_run=False)
+                            practice=True, params_file=[])
     t_start = time.time()
     print(f'rig demo: task={opts.task} arm={opts.arm}, output in {out}', flush=True)
     with Graph(up, extra_ros_args=['--log-level', 'warn']) as g:

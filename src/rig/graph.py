@@ -1,24 +1,68 @@
 """The node graphs of rig, defined once (no ROS import) for both bring-up paths.
 
-`launch/sim.launch.py` and `launch/robot.launch.py` turn these specs into `launch_ros` Nodes on a ROS 2
-install; `rig up` composes the same nodes in one rclpy executor on a pip-only machine. Both read the
-same parameter files from `config/` and map the same arguments (task, arm, data_dir, checkpoint) onto
-the same parameters, so the two paths cannot drift apart.
+`launch/sim.launch.py` and `launch/robot.launch.py` turn `plan()` into `launch_ros` Nodes on a ROS 2
+install; `rig up` runs the same plan on a pip-only machine. Both get the same arguments (`ARGUMENTS`),
+the same parameter files (`parameter_files()`: the task's values, then `config/`), the same remappings
+and the same per-node parameters, so the two paths cannot drift apart.
+
+Several actors (namespaces) feed one trainer. The trainer lives in the root namespace; every actor's
+`rig/checkpoint` is remapped to the trainer's `/rig/checkpoint`, so one latched announcement reaches
+them all (docs/interfaces.md, "Namespaces").
 """
 from __future__ import annotations
 
 import dataclasses
+import re
+import tempfile
 from pathlib import Path
 
-#: Launch/CLI argument -> default. Empty strings mean "use the parameter file's value".
-ARGUMENTS = {
-    'task': 'reach',
-    'arm': 'sawyer',
-    'data_dir': 'data',
-    'checkpoint': '',
-    'namespace': '',
-    'camera': 'realsense',
-}
+
+@dataclasses.dataclass(frozen=True)
+class Argument:
+    """A launch argument (`name:=value`) and `rig up` option (`--name value`) of the graphs."""
+    name: str
+    default: str
+    description: str
+    graphs: tuple[str, ...] = ('sim', 'robot')
+    choices: tuple[str, ...] = ()    # the values allowed (none: any)
+    is_flag: bool = False            # true/false
+
+
+TRUE, FALSE = ('true', '1', 'yes', 'on'), ('false', '0', 'no', 'off', '')
+
+ARGUMENTS: tuple[Argument, ...] = (
+    Argument('task', 'reach', 'task: reach, push or door; sets the episode length and action dimension, and '
+             'encoder and policy refuse checkpoints of another task', choices=('reach', 'push', 'door')),
+    Argument('arm', 'sawyer', 'arm: sawyer or ur5e (sim: the model; robot: config/arm_<arm>.yaml)',
+             choices=('sawyer', 'ur5e')),
+    Argument('data_dir', 'data', 'directory of the episode bags (recorders write, the trainer reads) and, '
+             'under checkpoints/, the trainer\'s checkpoints'),
+    Argument('checkpoint', '', "checkpoint directory for encoder and policy to start with; '' waits for "
+             'the trainer\'s on /rig/checkpoint'),
+    Argument('namespace', '', "actor namespace(s), space- or comma-separated ('env0 env1'): one actor each "
+             '(sim bridge or camera + arm, encoder, policy, safety filter, recorder), all fed by one trainer; '
+             "'' = one actor in the root namespace"),
+    Argument('practice', 'false', 'start the actors in practice mode (imagined goals) instead of operator mode',
+             is_flag=True),
+    Argument('trainer', 'true', 'start the trainer (false: actors only, e.g. when it runs in another launch)',
+             graphs=('sim',), is_flag=True),
+    Argument('params_file', '', "an extra parameter file, applied after the graph's own (`rig up`: "
+             '--params-file, repeatable)'),
+    Argument('camera', 'realsense', 'camera configuration: config/camera_<camera>.yaml '
+             '(realsense, uvc or topic)', graphs=('robot',), choices=('realsense', 'uvc', 'topic')),
+    Argument('cmd_topic', '', "send the safety filter's rig/cmd to this topic instead of the arm adapter "
+             "(MoveIt Servo: /servo_node/delta_twist_cmds; the adapter then only publishes rig/ee_pose)",
+             graphs=('robot',)),
+    Argument('joint_states', '', "the arm driver's joint state topic; '' = the arm's default "
+             "(sawyer: /robot/joint_states through ros1_bridge, ur5e: /joint_states)", graphs=('robot',)),
+    Argument('reset_service', 'rig/home', "Trigger service the policy calls between practice episodes; "
+             "'none' = no reset (e.g. a Servo cell where the operator resets)", graphs=('robot',)),
+)
+
+#: The joint state topic each arm's driver publishes (absolute: drivers run outside rig's namespaces).
+ARM_JOINT_STATES = {'sawyer': '/robot/joint_states', 'ur5e': '/joint_states'}
+#: The trainer's checkpoint announcements; actors in any namespace listen here.
+CHECKPOINT_TOPIC = '/rig/checkpoint'
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,24 +73,27 @@ class NodeSpec:
     config: str                     # 'module:Dataclass' of its parameters (checks parameter files)
     arguments: tuple[str, ...] = ()  # ARGUMENTS passed on as parameters of the same name
     per_actor: bool = True          # one per namespace (actor); False: one shared node (the trainer)
-    remap_cmd_to: str = ''          # robot graphs: where the filtered command goes
 
 
 SIM_NODES = (
     NodeSpec('sim_bridge', 'sim_bridge', 'rig_sim.bridge_node:SimBridge', 'rig_sim.bridge_node:BridgeConfig', ('task', 'arm')),
-    NodeSpec('encoder', 'encoder', 'rig_perception.encoder_node:Encoder', 'rig_perception.encoder_node:EncoderConfig', ('checkpoint',)),
-    NodeSpec('policy', 'policy', 'rig_policy.policy_node:Policy', 'rig_policy.policy_node:PolicyConfig', ('checkpoint',)),
+    NodeSpec('encoder', 'encoder', 'rig_perception.encoder_node:Encoder', 'rig_perception.encoder_node:EncoderConfig',
+             ('checkpoint', 'task')),
+    NodeSpec('policy', 'policy', 'rig_policy.policy_node:Policy', 'rig_policy.policy_node:PolicyConfig',
+             ('checkpoint', 'task')),
     NodeSpec('safety_filter', 'safety_filter', 'rig_policy.safety_filter_node:SafetyFilterNode',
              'rig_policy.safety:SafetyConfig'),
     NodeSpec('recorder', 'recorder', 'rig_trainer.recorder_node:Recorder', 'rig_trainer.recorder_node:RecorderConfig', ('data_dir',)),
     NodeSpec('trainer', 'trainer', 'rig_trainer.trainer_node:Trainer', 'rig_trainer.trainer_node:TrainerNodeConfig',
-             ('task', 'arm', 'data_dir', 'checkpoint'), per_actor=False),
+             ('task', 'arm', 'data_dir'), per_actor=False),
 )
 
 ROBOT_NODES = (
     NodeSpec('camera', 'camera', 'rig_perception.camera_node:CameraNode', 'rig_perception.camera_node:CameraConfig'),
-    NodeSpec('encoder', 'encoder', 'rig_perception.encoder_node:Encoder', 'rig_perception.encoder_node:EncoderConfig', ('checkpoint',)),
-    NodeSpec('policy', 'policy', 'rig_policy.policy_node:Policy', 'rig_policy.policy_node:PolicyConfig', ('checkpoint',)),
+    NodeSpec('encoder', 'encoder', 'rig_perception.encoder_node:Encoder', 'rig_perception.encoder_node:EncoderConfig',
+             ('checkpoint', 'task')),
+    NodeSpec('policy', 'policy', 'rig_policy.policy_node:Policy', 'rig_policy.policy_node:PolicyConfig',
+             ('checkpoint', 'task')),
     NodeSpec('safety_filter', 'safety_filter', 'rig_policy.safety_filter_node:SafetyFilterNode',
              'rig_policy.safety:SafetyConfig'),
     NodeSpec('arm_adapter', 'arm_adapter', 'rig_policy.arm_adapter_node:ArmAdapter',
@@ -57,12 +104,120 @@ ROBOT_NODES = (
 GRAPHS = {'sim': SIM_NODES, 'robot': ROBOT_NODES}
 
 
+@dataclasses.dataclass(frozen=True)
+class NodeLaunch:
+    """One node to start: what, where, with which node-specific parameters and remappings."""
+    spec: NodeSpec
+    namespace: str                          # '' (root) or '/env0'
+    parameters: dict                        # applied after the parameter files
+    remappings: tuple[tuple[str, str], ...]
+
+    @property
+    def full_name(self) -> str:
+        return f'{self.namespace}/{self.spec.name}'
+
+
+def arguments(graph: str) -> list[Argument]:
+    return [a for a in ARGUMENTS if graph in a.graphs]
+
+
+def defaults(graph: str) -> dict[str, str]:
+    return {a.name: a.default for a in arguments(graph)}
+
+
+def flag(value) -> bool:
+    """A boolean launch argument ('true'/'false', as launch passes them, or a bool)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text not in TRUE + FALSE:
+        raise ValueError(f'expected true or false, got {value!r}')
+    return text in TRUE
+
+
+_NAME = re.compile(r'^[A-Za-z][A-Za-z0-9_]*$')
+
+
+def namespaces(value) -> list[str]:
+    """'env0 env1' or 'env0,env1' or ['env0', '/env1'] -> ['/env0', '/env1']; '' -> [''] (root)."""
+    parts = value if isinstance(value, (list, tuple)) else re.split(r'[\s,]+', str(value))
+    out = []
+    for part in parts:
+        name = str(part).strip().strip('/')
+        if not name:
+            continue
+        if not all(_NAME.match(p) for p in name.split('/')):
+            raise ValueError(f'namespace {part!r}: ROS names are letters, digits and _, starting with a letter')
+        if '/' + name in out:
+            raise ValueError(f'namespace {part!r} given twice')
+        out.append('/' + name)
+    return out or ['']
+
+
+def check_arguments(graph: str, values: dict) -> None:
+    """Refuse a bad argument before anything starts (a bogus task would otherwise kill the sim bridge
+    while the trainer trains for it)."""
+    if graph not in GRAPHS:
+        raise ValueError(f'graph must be one of {sorted(GRAPHS)}, got {graph!r}')
+    known = {a.name for a in arguments(graph)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f'unknown argument(s) {unknown} for the {graph} graph (known: {sorted(known)})')
+    for a in arguments(graph):
+        value = values.get(a.name, a.default)
+        if a.choices and str(value) not in a.choices:
+            raise ValueError(f'{a.name}:={value!r}: must be one of {list(a.choices)}')
+        if a.is_flag:
+            try:
+                flag(value)
+            except ValueError as exc:
+                raise ValueError(f'{a.name}:={value!r}: {exc}') from None
+    namespaces(values.get('namespace', ''))
+
+
+def plan(graph: str, values: dict) -> list[NodeLaunch]:
+    """Every node to start for these argument values (missing ones take their defaults)."""
+    check_arguments(graph, values)
+    v = {**defaults(graph), **{k: val for k, val in values.items() if val is not None}}
+    actors = namespaces(v['namespace'])
+    out = []
+    for ns in actors:
+        for spec in GRAPHS[graph]:
+            if spec.per_actor:
+                out.append(NodeLaunch(spec, ns, _node_parameters(spec, ns, v), _remappings(graph, spec, v)))
+    if graph == 'sim' and flag(v['trainer']):
+        out += [NodeLaunch(spec, '', _node_parameters(spec, '', v), ())
+                for spec in GRAPHS[graph] if not spec.per_actor]
+    return out
+
+
+def _node_parameters(spec: NodeSpec, ns: str, v: dict) -> dict:
+    params = {a: v[a] for a in spec.arguments if str(v.get(a, '')) != ''}
+    if spec.name == 'policy':
+        params['practice_on_start'] = flag(v['practice'])
+        if 'reset_service' in v:
+            params['reset_service'] = '' if v['reset_service'].strip().lower() in ('none', '') else v['reset_service']
+    if spec.name == 'recorder':
+        params['actor'] = ns.strip('/').replace('/', '_') or 'actor0'
+    if spec.name == 'arm_adapter' and v.get('cmd_topic'):
+        params['output'] = 'none'   # MoveIt Servo moves the arm; the adapter only publishes rig/ee_pose
+    return params
+
+
+def _remappings(graph: str, spec: NodeSpec, v: dict) -> tuple[tuple[str, str], ...]:
+    remaps = [('rig/checkpoint', CHECKPOINT_TOPIC)] if spec.name in ('encoder', 'policy') else []
+    if spec.name == 'safety_filter' and v.get('cmd_topic'):
+        remaps.append(('rig/cmd', v['cmd_topic']))
+    if spec.name == 'arm_adapter':
+        remaps.append(('joint_states', v.get('joint_states') or ARM_JOINT_STATES[v['arm']]))
+    return tuple(remaps)
+
+
 def config_dir() -> Path:
     """config/ of the source tree, or share/rig/config of an installed package."""
-    here = Path(__file__).resolve()
-    for candidate in (here.parents[2] / 'config',):
-        if candidate.is_dir():
-            return candidate
+    candidate = Path(__file__).resolve().parents[2] / 'config'
+    if candidate.is_dir():
+        return candidate
     try:
         from ament_index_python.packages import get_package_share_directory
         return Path(get_package_share_directory('rig')) / 'config'
@@ -70,18 +225,47 @@ def config_dir() -> Path:
         raise FileNotFoundError('cannot find rig config/ (neither source tree nor ROS install)') from exc
 
 
-def parameter_files(graph: str, arm: str = 'sawyer', camera: str = 'realsense') -> list[Path]:
-    """Parameter files of a graph, in override order (later files win).
+def task_parameters(graph: str, task: str) -> dict:
+    """What differs between tasks, as a parameter file's content: the horizon (practice episode length,
+    operator steps) and the action dimension, both from the task suite's own definition."""
+    from rig_sim.tasks import TASK_SPECS
+    spec = TASK_SPECS[task]
+    sections = {'policy': {'episode_length': spec.default_horizon, 'operator_steps': spec.default_horizon}}
+    if graph == 'sim':
+        sections['trainer'] = {'action_dim': 2 if spec.planar else 3}
+    return {f'/**/{node}': {'ros__parameters': p} for node, p in sections.items()}
 
-    robot: safety_filter.yaml (limits for a real arm), robot.yaml (policy timing), arm_<arm>.yaml
-    (adapter, home pose), camera_<camera>.yaml (driver, crop).
-    """
+
+def task_parameter_file(graph: str, task: str) -> Path:
+    """`task_parameters` written to a file, so both bring-up paths layer it below config/ like any
+    other parameter file (a value in config/ or a user's file still wins)."""
+    import yaml
+    text = (f'# generated by rig.graph.task_parameters({graph!r}, {task!r}): per-task graph values\n'
+            + yaml.safe_dump(task_parameters(graph, task), sort_keys=True))
+    folder = Path(tempfile.gettempdir()) / 'rig-task-parameters'
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f'{graph}_{task}.yaml'
+    if not path.exists() or path.read_text() != text:
+        tmp = path.with_suffix(f'.{id(text)}.tmp')
+        tmp.write_text(text)
+        tmp.replace(path)   # atomic: parallel launches never read half a file
+    return path
+
+
+def parameter_files(graph: str, values: dict) -> list[Path]:
+    """Parameter files of a graph, in override order (later files win): the task's values, then
+    sim: config/sim.yaml; robot: safety_filter.yaml (limits for a real arm), robot.yaml (policy timing),
+    arm_<arm>.yaml (adapter, home pose), camera_<camera>.yaml (driver, crop); then the user's
+    `params_file` (one path, or a list from `rig up --params-file`)."""
+    v = {**defaults(graph), **values}
+    files = [task_parameter_file(graph, v['task'])]
+    extra = v['params_file']
+    extra = [extra] if isinstance(extra, str) and extra else list(extra or [])
     if graph == 'robot':
-        return [config_dir() / name for name in
-                ('safety_filter.yaml', 'robot.yaml', f'arm_{arm}.yaml', f'camera_{camera}.yaml')]
-    return [config_dir() / f'{graph}.yaml']
-
-
-def argument_parameters(spec: NodeSpec, values: dict) -> dict:
-    """The parameters a node gets from the launch/CLI arguments (non-empty values only)."""
-    return {a: values[a] for a in spec.arguments if values.get(a) not in (None, '')}
+        names = ('safety_filter.yaml', 'robot.yaml', f'arm_{v["arm"]}.yaml', f'camera_{v["camera"]}.yaml')
+    else:
+        names = (f'{graph}.yaml',)
+    missing = [f for f in extra if not Path(f).is_file()]
+    if missing:
+        raise FileNotFoundError(f'parameter file(s) not found: {missing}')
+    return files + [config_dir() / name for name in names] + [Path(f) for f in extra]

@@ -2,7 +2,9 @@
 
 `declare_dataclass_parameters` declares one described, statically typed ROS parameter per dataclass
 field (nested dataclasses become dotted names, tuples/lists become arrays) and reads the values back
-into a new, validated dataclass. `dataclass_from_yaml_params` checks a ROS parameter file
+into a new, validated dataclass. Parameters are read-only unless named `live`: those are validated and
+applied when set at run time (`ros2 param set`), so a set that succeeds always takes effect.
+`dataclass_from_yaml_params` checks a ROS parameter file
 (`node_name: ros__parameters: {...}`) against the same dataclass without starting a node, because
 launch files cannot run here and a type slip (`1` for a DOUBLE) would only show when the node starts.
 """
@@ -12,7 +14,7 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Iterator, Mapping, TypeVar
+from typing import Any, Iterable, Iterator, Mapping, TypeVar
 
 from rig.config import ConfigError, from_dict
 
@@ -113,15 +115,46 @@ def _typed_default(spec: ParameterSpec, value: Any) -> Any:
     return value
 
 
+def _field_value(spec: ParameterSpec, value: Any) -> Any:
+    """A parameter value as the dataclass field holds it (rclpy gives arrays as lists or array.array)."""
+    if spec.container is not None and value is not None:
+        return spec.container(value)
+    return value
+
+
+def _validated(cls: type[T], flat: Mapping[str, Any], where: str) -> T:
+    """`cls` from flat dotted values: `from_dict` (so `__post_init__` runs), then `validate()` if it has one."""
+    try:
+        cfg = from_dict(cls, _nest(flat), where=where)
+        validate = getattr(cfg, 'validate', None)
+        if callable(validate):
+            validate()
+    except ConfigError:
+        raise
+    except (ValueError, TypeError) as exc:   # a dataclass's own check, e.g. BridgeConfig.validate
+        raise ConfigError(f'{where}: {exc}' if where else str(exc)) from exc
+    return cfg
+
+
 def declare_dataclass_parameters(node, cfg: T, descriptions: Mapping[str, str], *,
-                                 read_only: bool = False) -> T:
+                                 read_only: bool = False, live: Iterable[str] = (), attr: str = 'cfg') -> T:
     """Declare one described ROS parameter per field of dataclass instance `cfg`; return the values read back.
 
     Defaults come from `cfg` (so a YAML-loaded config can seed them); overrides (`-p`, parameter files)
     win. Every field needs a description and every description a field, so none goes undocumented and
     a renamed field cannot leave a stale description. The returned dataclass is built with
-    `rig.config.from_dict`, so its own validation runs on the final values.
-    `read_only=True` makes the parameters immutable at runtime (e.g. safety limits: restart to change).
+    `rig.config.from_dict`, so its own validation (`__post_init__`, and `validate()` if it has one)
+    runs on the final values.
+
+    A node reads its parameters once, into the dataclass, so a parameter may only change at run time
+    if the node reads it from there at use time. Hence every parameter is declared read-only
+    (`ros2 param set` answers "Trying to set a read-only parameter") except those named in `live`
+    (dotted names). Those can be set at run time: one on-set callback builds a new dataclass from the
+    current one with the new values, validates it as above, and either refuses the change with the
+    error as the reason (`ros2 param set` prints "Setting parameter failed: <reason>"; the old value
+    stays) or stores it in `node.<attr>` and calls `node.on_parameters_changed(old_cfg, new_cfg)`
+    if the node has one. Types need no check: the parameters are statically typed, rclpy refuses a
+    value of another type. `read_only=True` (e.g. safety limits: restart to change) allows no `live`.
     """
     from rcl_interfaces.msg import ParameterDescriptor
     from rclpy.exceptions import InvalidParameterTypeException, ParameterUninitializedException
@@ -133,12 +166,18 @@ def declare_dataclass_parameters(node, cfg: T, descriptions: Mapping[str, str], 
     unknown = sorted(set(descriptions) - names)
     if missing or unknown:
         raise ConfigError(f'{type(cfg).__name__} parameter descriptions: missing {missing}, unknown {unknown}')
+    live = frozenset(live)
+    if live - names:
+        raise ConfigError(f'{type(cfg).__name__}: live parameters {sorted(live - names)} are not fields')
+    if read_only and live:
+        raise ConfigError(f'{type(cfg).__name__}: read_only=True and live parameters {sorted(live)}')
     values = _flat_values(cfg)
     read: dict[str, Any] = {}
     for spec in specs:
         param_type = Parameter.Type[spec.type_name]
         descriptor = ParameterDescriptor(name=spec.name, type=param_type.value,
-                                         description=descriptions[spec.name], read_only=read_only)
+                                         description=descriptions[spec.name],
+                                         read_only=spec.name not in live)
         value = values[spec.name]
         # rclpy types a default from its value, and an empty list would become a BYTE_ARRAY: declare
         # None and empty arrays typed but unset instead (read back below as the dataclass value).
@@ -152,10 +191,50 @@ def declare_dataclass_parameters(node, cfg: T, descriptions: Mapping[str, str], 
             got = node.get_parameter(spec.name).value
         except ParameterUninitializedException:
             got = value
-        if spec.container is not None and got is not None:
-            got = spec.container(got)
-        read[spec.name] = got
-    return from_dict(type(cfg), _nest(read), where=f'{node.get_name()} parameters')
+        read[spec.name] = _field_value(spec, got)
+    result = _validated(type(cfg), read, f'{node.get_name()} parameters')
+    if live:
+        # Registered after the declarations: rclpy runs on-set callbacks for declarations too.
+        node.add_on_set_parameters_callback(_LiveParameters(node, result, {s.name: s for s in specs}, attr))
+    return result
+
+
+class _LiveParameters:
+    """The on-set callback of `declare_dataclass_parameters`: validate, then apply, or refuse with a reason."""
+
+    def __init__(self, node, cfg: Any, specs: Mapping[str, ParameterSpec], attr: str):
+        self.node, self.cls, self.specs, self.attr = node, type(cfg), specs, attr
+        self.cfg = cfg   # the node's config, should node.<attr> not hold one (yet)
+
+    def __call__(self, parameters):
+        from rcl_interfaces.msg import SetParametersResult
+        mine = [p for p in parameters if p.name in self.specs]   # e.g. use_sim_time is not ours
+        if not mine:
+            return SetParametersResult(successful=True)
+        old = getattr(self.node, self.attr, None)
+        if not isinstance(old, self.cls):
+            old = self.cfg
+        flat = _flat_values(old)
+        for p in mine:
+            flat[p.name] = _field_value(self.specs[p.name], p.value)
+        try:
+            new = _validated(self.cls, flat, '')
+        except ConfigError as exc:
+            return SetParametersResult(successful=False, reason=str(exc))
+        setattr(self.node, self.attr, new)
+        self.cfg = new
+        hook = getattr(self.node, 'on_parameters_changed', None)
+        if callable(hook):
+            try:
+                hook(old, new)
+            except Exception as exc:  # noqa: BLE001 - the node could not apply it: keep the old config
+                setattr(self.node, self.attr, old)
+                self.cfg = old
+                return SetParametersResult(successful=False, reason=f'{type(exc).__name__}: {exc}')
+        before = _flat_values(old)
+        changes = ', '.join(f'{p.name} {before[p.name]!r} -> {flat[p.name]!r}' for p in mine)
+        self.node.get_logger().info(f'parameters changed: {changes}')
+        return SetParametersResult(successful=True)
 
 
 def _yaml_type_name(value: Any) -> str | None:
@@ -236,4 +315,4 @@ def dataclass_from_yaml_params(cls: type[T], source: str | Path | Mapping[str, A
         values[name] = value
     if problems:
         raise ConfigError(f'{source if not isinstance(source, Mapping) else node_name}: ' + '; '.join(problems))
-    return from_dict(cls, _nest(values), where=f'{node_name} ros__parameters')
+    return _validated(cls, values, f'{node_name} ros__parameters')

@@ -27,8 +27,9 @@ from .rl import make_learner
 from .vae import ConvVAE, VAETrainer, decode_latents, encode_images
 
 
-class DeviceUnavailable(RuntimeError):
-    """The requested torch device cannot be used on this machine."""
+class DeviceUnavailable(ValueError):
+    """The requested torch device cannot be used on this machine (a configuration error: the CLI and
+    the node executables report it in one line and exit 2)."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -36,9 +37,11 @@ def resolve_device(name: str) -> torch.device:
     if dev.type == 'cuda':
         if not torch.cuda.is_available():
             raise DeviceUnavailable(f'device {name!r} requested but CUDA is not available '
-                                    f'(torch {torch.__version__}, built with CUDA {torch.version.cuda}); use --device cpu')
+                                    f'(torch {torch.__version__}, built with CUDA {torch.version.cuda}); use the cpu: '
+                                    '--device cpu (rig train, rig eval) or -p device:=cpu (a node)')
         if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceUnavailable(f'device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s)')
+            raise DeviceUnavailable(f'device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s); '
+                                    'choose another: --device (rig train, rig eval) or -p device:=cpu (a node)')
     elif dev.type != 'cpu':
         raise DeviceUnavailable(f'unsupported device {name!r} (cpu | cuda | cuda:N)')
     return dev
@@ -232,7 +235,12 @@ class RIGAgent:
         self._episode_open = False
         return np.stack(images).astype(np.uint8)
 
-    def pretrain_vae(self, images: np.ndarray | None = None, steps: int | None = None) -> dict:
+    def pretrain_vae(self, images: np.ndarray | None = None, steps: int | None = None,
+                     finish: bool = True) -> dict:
+        """Fit the VAE on `images` (collected from the env if None), then fit the goal prior to them.
+
+        finish=False runs only the Adam steps: pretraining in slices (the online trainer) is calls
+        with finish=False, then one with steps=0; it draws the same batches as one call."""
         v = self.cfg.vae
         if images is None:
             images = self.collect_vae_images(v.pretrain_images)
@@ -241,8 +249,9 @@ class RIGAgent:
         m = {}
         for _ in range(steps):
             m = self.vae_trainer.train_step(images[self.rng.integers(0, len(images), v.batch_size)])
-        self._refit_goal_prior(images)
-        self.counters['vae_pretrained'] = True
+        if finish:
+            self._refit_goal_prior(images)
+            self.counters['vae_pretrained'] = True
         self.last_metrics.update(m)
         return m
 
@@ -303,8 +312,12 @@ class RIGAgent:
         # Effective sample size of the skewed sample: how many candidates the weight really rests on.
         self.last_metrics['vae/skew_ess'] = float(1.0 / np.sum(weights ** 2))
 
-    def refit_vae(self, steps: int | None = None) -> dict:
-        """Online VAE refit on replay images, then re-encode the whole buffer."""
+    def refit_vae(self, steps: int | None = None, finish: bool = True) -> dict:
+        """Online VAE refit on replay images, then re-encode the whole buffer.
+
+        finish=False runs only the Adam steps: a refit in slices (the online trainer) is calls with
+        finish=False, then the buffer re-encoded (ReplayBuffer.refresh, or its equivalent in
+        batches), then finish_refit(); it draws the same batches as one call."""
         v = self.cfg.vae
         steps = v.refit_steps if steps is None else steps
         m = {}
@@ -318,14 +331,19 @@ class RIGAgent:
             if n_pre:
                 batch = np.concatenate([batch, self.pretrain_images[self.rng.integers(0, len(self.pretrain_images), n_pre)]])
             m = self.vae_trainer.train_step(batch)
-        self.buffer.refresh()
+        if finish:
+            self.buffer.refresh()
+            self.finish_refit()
+        self.last_metrics.update(m)
+        return m
+
+    def finish_refit(self) -> None:
+        """The end of a refit, once the buffer is re-encoded: goal prior, running episode, count."""
         self._refit_goal_prior()
         if self._episode_open:   # keep the running episode's features consistent with the new VAE
             self._obs_feat = self.buffer.obs_feat[self.buffer._last].copy()
             self._goal_feat = self.buffer.ep_goal_feat[self.buffer.episode % self.buffer.capacity].copy()
         self.counters['vae_refits'] += 1
-        self.last_metrics.update(m)
-        return m
 
     # -- training ----------------------------------------------------------------------------------
     def _begin_episode(self) -> None:

@@ -145,20 +145,30 @@ class ReplayBuffer:
     # -- re-encoding -------------------------------------------------------------------------------
     def refresh(self, featurizer: Featurizer | None = None, batch: int = 1024) -> None:
         """Recompute all cached features from the stored images/states (after a VAE refit)."""
-        f = featurizer or self.f
         slots = np.flatnonzero(self.written)
         for i in range(0, slots.size, batch):
-            s = slots[i:i + batch]
-            imgs = self.images[s] if self.images is not None else None
-            if f.shared:
-                feat, logvar = f.achieved(imgs, self.achieved[s])
-                self.obs_feat[s] = feat
-            else:
-                self.obs_feat[s] = f.obs(imgs, self.states[s])
-                ach, logvar = f.achieved(imgs, self.achieved[s])
-                self.ach_feat[s] = ach
-            if logvar is not None:
-                self.ach_logvar[s] = logvar
+            self.refresh_frames(slots[i:i + batch], featurizer)
+        self.refresh_goals(featurizer, batch)
+
+    def refresh_frames(self, slots: np.ndarray, featurizer: Featurizer | None = None) -> None:
+        """Recompute the cached features of the frames in `slots` (a caller that must stay
+        interruptible, such as the online trainer, refreshes a buffer a batch at a time)."""
+        f = featurizer or self.f
+        imgs = self.images[slots] if self.images is not None else None
+        if f.shared:
+            feat, logvar = f.achieved(imgs, self.achieved[slots])
+            self.obs_feat[slots] = feat
+        else:
+            self.obs_feat[slots] = f.obs(imgs, self.states[slots])
+            ach, logvar = f.achieved(imgs, self.achieved[slots])
+            self.ach_feat[slots] = ach
+        if logvar is not None:
+            self.ach_logvar[slots] = logvar
+
+    def refresh_goals(self, featurizer: Featurizer | None = None, batch: int = 1024) -> None:
+        """Recompute the goal features of the live episodes."""
+        f = featurizer or self.f
+        slots = np.flatnonzero(self.written)
         live = np.unique(self.ep_of[slots]) if slots.size else np.zeros(0, np.int64)
         with_img = [e for e in live if int(e) in self.ep_goal_images]
         if with_img:

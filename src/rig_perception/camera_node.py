@@ -27,13 +27,13 @@ import time
 
 import rclpy
 from builtin_interfaces.msg import Time as TimeMsg
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import UInt64
 
 from rig.config import ConfigError
 from rig.qos import CAMERA_PUBLISHER_QOS, CAMERA_SUBSCRIBER_QOS
+from rig.node_main import run_node
 from rig.ros_params import declare_dataclass_parameters
 from rig_perception.drivers import CameraError, EndOfStream, make_driver
 from rig_perception.image_msgs import UnsupportedImage, image_to_numpy, numpy_to_image
@@ -110,6 +110,9 @@ DESCRIPTIONS = {
     'retry_initial_s': 'first wait before reopening a camera that failed; doubles on each failure',
     'retry_max_s': 'longest wait between reopen attempts',
 }
+#: Settable at run time (`ros2 param set`, e.g. while calibrating the view): the crop, read at each
+#: frame. The rest is read-only: driver, device, topics, rate and output are set up at start.
+LIVE_PARAMETERS = ('preprocess.crop_x', 'preprocess.crop_y', 'preprocess.crop_width', 'preprocess.crop_height')
 
 
 def stamp_from_seconds(t: float) -> TimeMsg:
@@ -143,7 +146,7 @@ class CameraNode(Node):
     def __init__(self, cfg: CameraConfig | None = None, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)
         self.cfg: CameraConfig = declare_dataclass_parameters(self, cfg or CameraConfig(), DESCRIPTIONS,
-                                                              read_only=True)
+                                                              live=LIVE_PARAMETERS)
         self.pub = self.create_publisher(Image, 'camera/image_raw', CAMERA_PUBLISHER_QOS)
         self.dropped_pub = self.create_publisher(UInt64, 'camera/dropped_frames', 10)
         self.published = 0
@@ -262,22 +265,7 @@ class CameraNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = CameraNode()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ConfigError as e:
-        print(f'{NODE_NAME}: bad configuration: {e}', file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.stop()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return run_node(CameraNode, NODE_NAME, args)
 
 
 if __name__ == '__main__':

@@ -21,6 +21,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from rig import qos
+from rig.config import ConfigError
 from rig.node_main import run_node
 from rig.ros_params import declare_dataclass_parameters
 from rig_perception.image_msgs import UnsupportedImage, image_to_numpy, latent_to_msg, numpy_to_image
@@ -39,6 +40,13 @@ class EncoderConfig:
     device: str = 'cpu'
     torch_threads: int = 1
 
+    def __post_init__(self):
+        if min(self.crop_x, self.crop_y, self.crop_width, self.crop_height) < 0:
+            raise ConfigError(f'crop_x, crop_y, crop_width and crop_height must be >= 0, got {self.crop_x}, '
+                              f'{self.crop_y}, {self.crop_width}, {self.crop_height}')
+        if self.reconstruction_period_s < 0:
+            raise ConfigError(f'reconstruction_period_s must be >= 0 (0 disables), got {self.reconstruction_period_s}')
+
 
 DESCRIPTIONS = {
     'checkpoint': "checkpoint directory to start with; '' waits for one on rig/checkpoint",
@@ -51,14 +59,20 @@ DESCRIPTIONS = {
     'torch_threads': 'torch intra-op threads; 1 is fastest for one small frame and leaves cores to the rest',
     'device': 'torch device for the VAE: cpu or cuda',
 }
+#: Settable at run time (`ros2 param set`): read at each frame. The rest is read-only (checkpoint, task
+#: check, device and threads are set up at start).
+LIVE_PARAMETERS = ('crop_x', 'crop_y', 'crop_width', 'crop_height', 'reconstruction_period_s')
 
 
 class Encoder(Node):
     def __init__(self, cfg: EncoderConfig | None = None, **node_kwargs):
         super().__init__('encoder', **node_kwargs)
-        self.cfg: EncoderConfig = declare_dataclass_parameters(self, cfg or EncoderConfig(), DESCRIPTIONS)
+        self.cfg: EncoderConfig = declare_dataclass_parameters(self, cfg or EncoderConfig(), DESCRIPTIONS,
+                                                                 live=LIVE_PARAMETERS)
         import torch
         torch.set_num_threads(max(1, self.cfg.torch_threads))
+        from rig_learn.agent import resolve_device
+        resolve_device(self.cfg.device)   # -p device:=cuda without a GPU: one clear line, exit 2, at start
         self.agent = None
         self.checkpoint_path = ''
         self.goal_rgb: np.ndarray | None = None
@@ -66,6 +80,7 @@ class Encoder(Node):
         self._last_recon = 0.0
         self.frames_encoded = 0
         self.frames_dropped = 0
+        self.stopped = False
 
         self.latent_pub = self.create_publisher(Image, 'rig/latent', qos.LATENT_QOS)
         self.goal_latent_pub = self.create_publisher(Image, 'rig/goal_latent', qos.GOAL_LATENT_QOS)
@@ -102,8 +117,19 @@ class Encoder(Node):
         return True
 
     def _on_checkpoint(self, msg: String) -> None:
-        if msg.data and msg.data != self.checkpoint_path:
+        if msg.data and msg.data != self.checkpoint_path and not self.stopped:
             self.load(msg.data)
+
+    def on_parameters_changed(self, old: EncoderConfig, new: EncoderConfig) -> None:
+        """A new crop applies from the next frame; the goal is re-encoded with it at once."""
+        crop = ('crop_x', 'crop_y', 'crop_width', 'crop_height')
+        if any(getattr(old, f) != getattr(new, f) for f in crop) and self.agent is not None \
+                and self.goal_rgb is not None:
+            self._publish_goal()
+
+    def stop(self) -> None:
+        """Shutting down: load no more checkpoints (the trainer announces a last one as it stops)."""
+        self.stopped = True
 
     # -- frames -------------------------------------------------------------------------------------
     def _crop(self) -> PreprocessConfig:

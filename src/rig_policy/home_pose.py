@@ -143,12 +143,14 @@ class HomeConfig:
     settle_timeout_s: float = 5.0
     joint_state_timeout_s: float = 0.2
     max_start_distance: float = 3.2
+    wait_for_joint_states_s: float = 10.0
 
     def __post_init__(self):
         if self.mode not in MODES:
             raise ConfigError(f'mode must be one of {MODES}, got {self.mode!r}')
         if min(self.max_joint_velocity, self.max_joint_acceleration, self.rate_hz, self.tolerance,
-               self.settle_timeout_s, self.joint_state_timeout_s, self.max_start_distance) <= 0 or self.gain < 0:
+               self.settle_timeout_s, self.joint_state_timeout_s, self.max_start_distance,
+               self.wait_for_joint_states_s) <= 0 or self.gain < 0:
             raise ConfigError('speeds, rate, tolerance, timeouts and max_start_distance must be > 0, gain >= 0')
 
 
@@ -170,6 +172,7 @@ DESCRIPTIONS = {
     'tolerance': 'done when every joint is within this of home [rad]',
     'settle_timeout_s': 'give up (zero, exit 1) this long after the planned duration',
     'joint_state_timeout_s': 'stale joint_states abort the move (zero, exit 1)',
+    'wait_for_joint_states_s': 'give up (exit 1, saying which topic) when no joint_states arrive this long after start',
     'max_start_distance': 'refuse to move when a joint is further than this from home [rad] (wrapped UR joints)',
 }
 
@@ -203,7 +206,9 @@ def _node_class():
             self.t0 = 0.0
             self.result: int | None = None
             self.sent_any = False
-            self.create_subscription(JointState, 'joint_states', self._on_joint_states, STATE_SUBSCRIBER_QOS)
+            sub = self.create_subscription(JointState, 'joint_states', self._on_joint_states, STATE_SUBSCRIBER_QOS)
+            self.started = time.monotonic()
+            self.get_logger().info(f'waiting for joint states on {sub.topic_name}')
             if self.cfg.mode == 'velocity':
                 self.kin.reorder(self.home, self.cfg.controller_joints)   # names checked before moving
                 self.pub = self.create_publisher(VELOCITY_TYPES[self.cfg.output], self.cfg.output_topic,
@@ -259,6 +264,11 @@ def _node_class():
                 self.pub.publish(trajectory_message(self.plan, self.kin.joint_names))
 
         def _on_tick(self) -> None:
+            if self.result is None and self.q is None and \
+                    time.monotonic() - self.started > self.cfg.wait_for_joint_states_s:
+                self._finish(1, f'no joint_states on {self.resolve_topic_name("joint_states")} after '
+                                f'{self.cfg.wait_for_joint_states_s:g} s: is the arm driver up? Sawyer through '
+                                'ros1_bridge publishes /robot/joint_states: add -r joint_states:=/robot/joint_states')
             if self.result is not None or self.q is None:
                 return
             now = time.monotonic()

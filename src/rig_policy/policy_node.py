@@ -28,6 +28,7 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
 from rig import qos
+from rig.config import ConfigError
 from rig.node_main import run_node
 from rig.ros_params import declare_dataclass_parameters
 from rig_perception.image_msgs import UnsupportedImage, msg_to_latent
@@ -50,6 +51,16 @@ class PolicyConfig:
     device: str = 'cpu'
     torch_threads: int = 1
 
+    def __post_init__(self):
+        if self.control_rate_hz <= 0 or self.action_scale <= 0:
+            raise ConfigError(f'control_rate_hz and action_scale must be > 0, got control_rate_hz='
+                              f'{self.control_rate_hz} action_scale={self.action_scale}')
+        if self.episode_length < 1 or self.operator_steps < 1:
+            raise ConfigError(f'episode_length and operator_steps must be >= 1, got episode_length='
+                              f'{self.episode_length} operator_steps={self.operator_steps}')
+        if self.max_latency_s <= 0:
+            raise ConfigError(f'max_latency_s must be > 0, got {self.max_latency_s}')
+
 
 DESCRIPTIONS = {
     'checkpoint': "checkpoint directory to start with; '' waits for one on rig/checkpoint",
@@ -67,19 +78,26 @@ DESCRIPTIONS = {
     'torch_threads': 'torch intra-op threads; 1 is fastest for one small frame and leaves cores to the rest',
     'device': 'torch device for the policy: cpu or cuda',
 }
+#: Settable at run time (`ros2 param set`): read at each step. The rest is read-only: it sets up
+#: topics, services, the seed or the device, or (action_scale, control_rate_hz) must match the trainer.
+LIVE_PARAMETERS = ('episode_length', 'operator_steps', 'exploration_noise', 'max_latency_s')
 
 
 class Policy(Node):
     def __init__(self, cfg: PolicyConfig | None = None, **node_kwargs):
         super().__init__('policy', **node_kwargs)
-        self.cfg: PolicyConfig = declare_dataclass_parameters(self, cfg or PolicyConfig(), DESCRIPTIONS)
+        self.cfg: PolicyConfig = declare_dataclass_parameters(self, cfg or PolicyConfig(), DESCRIPTIONS,
+                                                                live=LIVE_PARAMETERS)
         self.rng = np.random.default_rng(self.cfg.seed)
         import torch
         torch.set_num_threads(max(1, self.cfg.torch_threads))
+        from rig_learn.agent import resolve_device
+        resolve_device(self.cfg.device)   # -p device:=cuda without a GPU: one clear line, exit 2, at start
         self.agent = None
         self.checkpoint_path = ''
         self.practice = self.cfg.practice_on_start
         self.goal_latent: np.ndarray | None = None
+        self._goal_stamp = (0, 0)   # header stamp of the goal image behind goal_latent
         self.goal_source = 'operator'
         self.episode = 0
         self.step_in_episode = 0
@@ -90,6 +108,7 @@ class Policy(Node):
         self.operator_done = False
         self.practice_goal: np.ndarray | None = None
         self.commands_sent = 0
+        self.stopped = False        # shutting down: act on nothing more
 
         self.cmd_pub = self.create_publisher(TwistStamped, 'rig/cmd_raw', qos.COMMAND_QOS)
         self.episode_pub = self.create_publisher(String, 'rig/episode', qos.EPISODE_QOS)
@@ -125,7 +144,7 @@ class Policy(Node):
         return True
 
     def _on_checkpoint(self, msg: String) -> None:
-        if msg.data and msg.data != self.checkpoint_path:
+        if msg.data and msg.data != self.checkpoint_path and not self.stopped:
             self.load(msg.data)
 
     # -- modes --------------------------------------------------------------------------------------
@@ -153,7 +172,11 @@ class Policy(Node):
             self.get_logger().error(f'ignoring goal latent of size {mean.shape[0]}, policy expects '
                                     f'{self.agent.spec["latent_dim"]}')
             return
-        self.goal_latent = mean
+        stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        same_goal = self.goal_latent is not None and stamp == self._goal_stamp and any(stamp)
+        self.goal_latent, self._goal_stamp = mean, stamp
+        if same_goal:
+            return  # the same goal image re-encoded by a new checkpoint: the episode goes on towards it
         if not self.practice:
             self._end_episode()
             self.operator_done = False
@@ -178,12 +201,12 @@ class Policy(Node):
         self._publish_event('start', goal_source=self.goal_source, goal_latent=[float(x) for x in goal],
                             checkpoint=self.checkpoint_path)
 
-    def _end_episode(self) -> None:
+    def _end_episode(self, reason: str = '') -> None:
         if not self.episode_open:
             return
         self.episode_open = False
-        self._publish_event('end', steps=self.step_in_episode)
-        if self.practice and self.reset_client is not None:
+        self._publish_event('end', steps=self.step_in_episode, **({'reason': reason} if reason else {}))
+        if self.practice and self.reset_client is not None and reason != 'shutdown':
             self.resetting = True
             self._pending_latent = None
             self._reset_requested_ns = self.get_clock().now().nanoseconds
@@ -206,7 +229,7 @@ class Policy(Node):
 
     # -- acting -------------------------------------------------------------------------------------
     def _on_latent(self, msg: Image) -> None:
-        if self.agent is None:
+        if self.agent is None or self.stopped:
             return
         if self.resetting:
             self._pending_latent = msg  # the reset's first frame may arrive before the service reply
@@ -270,8 +293,9 @@ class Policy(Node):
         self.commands_sent += 1
 
     def stop(self) -> None:
-        """On the way out: end the episode (so its bag closes) and send a zero command."""
-        self._end_episode()
+        """On the way out: end the episode (so its bag closes) and send a zero command; act no more."""
+        self.stopped = True
+        self._end_episode(reason='shutdown')
         msg = TwistStamped()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.cfg.frame_id

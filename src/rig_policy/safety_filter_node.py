@@ -87,6 +87,7 @@ class SafetyFilterNode(Node):
                                  event_callbacks=SubscriptionEventCallbacks(incompatible_qos=lambda _: None))
         self.create_subscription(Bool, 'rig/estop', self._on_estop, ESTOP_VOLATILE_QOS)
         self._timer = self.create_timer(self.cfg.period, self._on_timer)
+        self._stopped = False   # stop_arm() sent the final zero
         self.get_logger().info(
             f'safety filter: {self.cfg.control_rate_hz:g} Hz, max {self.cfg.max_speed:g} m/s, '
             f'{self.cfg.max_accel:g} m/s^2, box {self.cfg.workspace_low}..{self.cfg.workspace_high} '
@@ -158,6 +159,8 @@ class SafetyFilterNode(Node):
         self._filter_and_publish()
 
     def _filter_and_publish(self) -> None:
+        if self._stopped:
+            return   # after the final zero nothing else goes out (a late policy command included)
         now = self._now()
         velocity, reasons = self.safety.filter(self._cmd, self._cmd_time, now, self._pose, self._pose_time)
         self.publish(velocity)
@@ -183,6 +186,7 @@ class SafetyFilterNode(Node):
     def stop_arm(self) -> None:
         """Send zero and wait (bounded) until reliable subscribers have it: the last word is 'stop'."""
         self._timer.cancel()
+        self._stopped = True
         self.publish(self.safety.stop())
         acked = self._cmd_pub.wait_for_all_acked(Duration(seconds=SHUTDOWN_ACK_TIMEOUT_S))
         self.get_logger().info('stopping: zero command sent' + ('' if acked else ' (not acknowledged by all)'))

@@ -59,7 +59,10 @@ class BridgeConfig:
         if self.control_rate_hz <= 0 or self.cmd_timeout_s <= 0:
             raise ValueError('control_rate_hz and cmd_timeout_s must be positive')
         if not 0 < self.max_speed_m_s < self.reject_speed_m_s:
-            raise ValueError('need 0 < max_speed_m_s < reject_speed_m_s')
+            raise ValueError(f'need 0 < max_speed_m_s < reject_speed_m_s, got {self.max_speed_m_s} and '
+                             f'{self.reject_speed_m_s}')
+        if self.stall_republish_s < 0:
+            raise ValueError(f'stall_republish_s must be >= 0 (0 disables), got {self.stall_republish_s}')
 
     def sim_config(self) -> SimConfig:
         return SimConfig(task=self.task, arm=self.arm, image_size=self.image_size,
@@ -82,6 +85,9 @@ DESCRIPTIONS = {
     'stall_republish_s': 'lockstep: republish the current frame after this long without a command, so a '
                          'frame lost on the way never stalls the loop; 0 disables',
 }
+#: Settable at run time (`ros2 param set`): read at each command or tick. The rest is read-only: the
+#: scene, mode, rate and timers are set up at start, frames are what the other nodes expect.
+LIVE_PARAMETERS = ('cmd_timeout_s', 'max_speed_m_s', 'reject_speed_m_s')
 
 
 class SimBridge(Node):
@@ -89,9 +95,8 @@ class SimBridge(Node):
 
     def __init__(self, cfg: BridgeConfig | None = None, **node_kwargs):
         super().__init__('sim_bridge', **node_kwargs)
-        self.cfg: BridgeConfig = declare_dataclass_parameters(
-            self, cfg or BridgeConfig(), DESCRIPTIONS)
-        self.cfg.validate()
+        self.cfg: BridgeConfig = declare_dataclass_parameters(   # (validates: BridgeConfig.validate)
+            self, cfg or BridgeConfig(), DESCRIPTIONS, live=LIVE_PARAMETERS)
         # The task env owns the scene and knows the task's goal distribution; the bridge drives the
         # scene directly (velocity commands, not normalised actions).
         self.env = make_env(self.cfg.sim_config())

@@ -6,10 +6,13 @@ crash never leaves a half-written bag where the trainer looks.
 
 Reading: `read_episodes()` turns a bag (ours, or one made by `ros2 bag record` of the same topics, under
 any namespace) into `Episode`s: frames and the commands between them, aligned by header stamps. A bag
-that cannot be read raises `BagError` with the reason; the caller logs it and moves on.
+that cannot be read raises `BagError` with the reason; the caller logs it and moves on. A single frame
+that cannot be used does not spoil its bag: it is dropped, counted by reason in `Episode.dropped_frames`,
+and no transition spans it.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
@@ -21,7 +24,8 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from rig_perception.image_msgs import image_to_numpy
+from rig_perception.image_msgs import CAMERA_ENCODINGS, UnsupportedImage, image_to_numpy
+from rig_perception.preprocess import PreprocessConfig, preprocess
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 
@@ -96,7 +100,9 @@ class Episode:
     """One episode of one actor: frames, and the command applied between consecutive frames.
 
     `obs_index[i]`/`next_obs_index[i]` index `images` for the frame a command answered and the frame
-    that followed it; `velocities[i]` is that command (m/s, base_link).
+    that followed it; `velocities[i]` is that command (m/s, base_link). An episode may have no
+    transitions (too few usable frames or commands); it is still returned so that its dropped frames
+    are reported.
     """
     key: str                    # unique, stable: '<bag name>/<namespace or root>/<episode id>'
     images: np.ndarray          # (N, H, W, 3) uint8
@@ -105,6 +111,7 @@ class Episode:
     obs_index: np.ndarray       # (T,) int64
     next_obs_index: np.ndarray  # (T,) int64
     events: list[dict]          # the rig/episode JSON events (goal source, goal latent, ...)
+    dropped_frames: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> frames
 
     @property
     def num_transitions(self) -> int:
@@ -120,8 +127,16 @@ def _split_topic(topic: str) -> tuple[str, str] | None:
     return None
 
 
-def read_episodes(bag_path: str | Path) -> list[Episode]:
-    """All episodes in a closed bag, per namespace; raises BagError if the bag is unusable."""
+def read_episodes(bag_path: str | Path, image_size: int | None = None) -> list[Episode]:
+    """All episodes in a closed bag, per namespace; raises BagError (and nothing else) if the bag is unusable.
+
+    Frames come out RGB whatever the camera's encoding (bgr8, mono8, ... are converted). Frames that
+    cannot be decoded (unsupported encoding; step, sizes and data that do not agree) are dropped.
+    With `image_size`, every frame is resized to image_size x image_size the way the learner sees
+    frames (`rig_perception.preprocess`, whole frame): a frame of another size than its neighbours is
+    then as good as they are, and is kept. Without it, frames keep their size, and those of another
+    size than most of their episode's are dropped: one episode is one array of frames.
+    """
     bag_path = Path(bag_path)
     per_ns: dict[str, dict[str, list]] = {}
     try:
@@ -136,17 +151,28 @@ def read_episodes(bag_path: str | Path) -> list[Episode]:
 
     episodes = []
     for ns, topics in sorted(per_ns.items()):
-        episodes.extend(_episodes_of_namespace(bag_path.name, ns, topics))
+        try:
+            episodes.extend(_episodes_of_namespace(bag_path.name, ns, topics, image_size))
+        except Exception as exc:  # messages of unexpected content: the bag is unusable, not the caller
+            raise BagError(f'{bag_path}: unusable messages on {ns} ({type(exc).__name__}: {exc})') from exc
     return episodes
 
 
-def _episodes_of_namespace(bag_name: str, ns: str, topics: dict[str, list]) -> list[Episode]:
-    frames = []
-    for t_ns, msg in topics['camera/image_raw']:
-        try:
-            frames.append((_stamp_ns(msg.header) or t_ns, image_to_numpy(msg)))
-        except ValueError as exc:
-            raise BagError(f'{bag_name}: bad image on {ns} camera/image_raw: {exc}') from exc
+def _decode_frame(msg, image_size: int | None) -> tuple[np.ndarray | None, str | None]:
+    """(RGB frame, None), or (None, why it is dropped)."""
+    try:
+        rgb = image_to_numpy(msg)
+    except UnsupportedImage:
+        return None, 'unsupported_encoding' if msg.encoding not in CAMERA_ENCODINGS else 'malformed'
+    if image_size:
+        rgb = preprocess(rgb, PreprocessConfig(size=image_size))
+    return rgb, None
+
+
+def _episodes_of_namespace(bag_name: str, ns: str, topics: dict[str, list],
+                           image_size: int | None = None) -> list[Episode]:
+    frames = [(_stamp_ns(msg.header) or t_ns, *_decode_frame(msg, image_size))
+              for t_ns, msg in topics['camera/image_raw']]
     cmds = [(_stamp_ns(m.header) or t, np.array([m.twist.linear.x, m.twist.linear.y, m.twist.linear.z]))
             for t, m in topics['rig/cmd']]
     events = []
@@ -188,12 +214,22 @@ def _episodes_of_namespace(bag_name: str, ns: str, topics: dict[str, list]) -> l
 def align(key: str, frames: list, cmds: list, events: list) -> Episode | None:
     """Pair each command with the last frame at or before it and the first frame after it.
 
+    `frames`: (stamp, image, None) or, for a frame that cannot be used, (stamp, None, reason);
+    `cmds`: (stamp, velocity); both in stamp order. A command next to a dropped frame is dropped with
+    it, so no transition spans a missing frame.
     Several commands between the same two frames (a real-time arm) keep only the last one: it is what
-    the arm was doing when the next frame was taken. Non-finite commands are dropped.
+    the arm was doing when the next frame was taken. Non-finite commands are dropped. None if the
+    window holds no frame at all.
     """
-    if len(frames) < 2 or not cmds:
+    if not frames:
         return None
+    shapes = collections.Counter(f[1].shape for f in frames if f[1] is not None)
+    if len(shapes) > 1:
+        common = shapes.most_common(1)[0][0]
+        frames = [(t, None, 'other_size') if im is not None and im.shape != common else (t, im, why)
+                  for t, im, why in frames]
     stamps = np.array([f[0] for f in frames], dtype=np.int64)
+    usable = np.array([f[1] is not None for f in frames])
     pairs: dict[int, np.ndarray] = {}
     for t, v in cmds:
         if not np.all(np.isfinite(v)):
@@ -201,15 +237,16 @@ def align(key: str, frames: list, cmds: list, events: list) -> Episode | None:
         i = int(np.searchsorted(stamps, t, side='right')) - 1
         if 0 <= i < len(frames) - 1:
             pairs[i] = v
-    if not pairs:
-        return None
-    idx = np.array(sorted(pairs), dtype=np.int64)
+    idx = np.array([i for i in sorted(pairs) if usable[i] and usable[i + 1]], dtype=np.int64)
+    kept = np.flatnonzero(usable)
+    new_index = np.cumsum(usable) - 1       # frame i -> its row among the kept frames
     return Episode(
         key=key,
-        images=np.stack([f[1] for f in frames]),
-        image_stamps=stamps,
-        velocities=np.stack([pairs[i] for i in idx]).astype(np.float32),
-        obs_index=idx,
-        next_obs_index=idx + 1,
+        images=np.stack([frames[i][1] for i in kept]) if kept.size else np.zeros((0, 0, 0, 3), np.uint8),
+        image_stamps=stamps[kept],
+        velocities=np.array([pairs[i] for i in idx], np.float32).reshape(-1, 3),
+        obs_index=new_index[idx],
+        next_obs_index=new_index[idx + 1],
         events=events,
+        dropped_frames=dict(collections.Counter(f[2] for f in frames if f[1] is None)),
     )

@@ -1,17 +1,28 @@
 """Online RIG training from recorded episode bags (no ROS: the trainer node is a thin thread around it).
 
 The bags on disk are the data; the checkpoint says which of them the model has seen. A checkpoint's
-manifest carries a ledger (`trainer` key): the bags ingested so far and the counters. On (re)start
-the trainer loads its newest checkpoint, re-reads exactly the bags in its ledger into the replay
-buffer (they were counted before: not counted again), then ingests every other closed bag as new.
-A kill -9 at any moment therefore loses nothing and counts nothing twice: bags ingested after the
-last checkpoint are simply not in its ledger and are ingested again, once.
+manifest carries a ledger (`trainer` key): the bags ingested so far (with their transition counts),
+bags skipped and why, frames dropped by reason, the counters, the gradient updates still owed to the
+data, and how far a VAE fit in progress has come. On (re)start the trainer loads its newest
+checkpoint and re-reads, from the bags in its ledger, the newest ones that fill the replay buffer
+(older ones would be overwritten in it anyway; they were counted before: nothing is counted again),
+then ingests every other closed bag as new. A kill -9 at any moment therefore loses nothing and
+counts nothing twice: bags ingested after the last checkpoint are simply not in its ledger and are
+ingested again, once.
+
+Everything runs in short slices so that a caller (the trainer node's thread) can stop within about a
+VAE step: `ingest` checks `stop` between bags, `train` stops at its budget or at `stop`, and a VAE
+fit (the first pretraining, later refits) proceeds across `train` calls: Adam steps, then the buffer
+re-encoded a batch at a time. A checkpoint written mid-fit records the steps done; a trainer resumed
+from it continues the fit from there.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import re
+import threading
 import time
 from pathlib import Path
 
@@ -27,6 +38,8 @@ log = logging.getLogger('rig.trainer')
 
 CHECKPOINT_PREFIX = 'ckpt_'
 _CKPT_RE = re.compile(r'^ckpt_(\d{8})$')
+REENCODE_BATCH = 1024       # frames re-encoded per slice after a VAE fit (tens of ms on one core)
+PRETRAIN_SAMPLE = 10000     # most images drawn from the buffer for the first VAE fit
 
 
 @dataclasses.dataclass
@@ -59,8 +72,12 @@ def load_learn_config(cfg: TrainerConfig) -> LearnConfig:
     if not path:
         from rig.graph import config_dir
         candidate = config_dir() / f'learn_{cfg.task}.yaml'
-        path = str(candidate) if candidate.exists() else None
-    learn = load_yaml(LearnConfig, path) if path else LearnConfig()
+        if not candidate.exists():
+            known = sorted(p.stem[6:] for p in config_dir().glob('learn_*.yaml') if '_' not in p.stem[6:])
+            raise ValueError(f'task {cfg.task!r}: no learner config {candidate.name} (tasks: {known}); '
+                             'give learn_config for another task')
+        path = str(candidate)
+    learn = load_yaml(LearnConfig, path)
     learn.task, learn.arm, learn.seed, learn.device = cfg.task, cfg.arm, cfg.seed, cfg.device
     learn.num_threads = cfg.num_threads
     return learn
@@ -83,7 +100,8 @@ def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
 class OnlineTrainer:
     """Ingest closed bags, train VAE + policy on them, write checkpoints with a ledger."""
 
-    def __init__(self, cfg: TrainerConfig, learn: LearnConfig | None = None):
+    def __init__(self, cfg: TrainerConfig, learn: LearnConfig | None = None,
+                 stop: threading.Event | None = None):
         if cfg.learn_config and learn is None and not Path(cfg.learn_config).exists():
             raise FileNotFoundError(f'learner config {cfg.learn_config} not found')
         self.cfg = cfg
@@ -92,14 +110,21 @@ class OnlineTrainer:
             raise ValueError('the online trainer trains RIG (mode rig) from images')
         self.ckpt_dir = cfg.resolved_checkpoint_dir()
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
-        self.ingested: list[str] = []          # bag names whose episodes are in the buffer
+        self.stop = stop or threading.Event()  # set: ingest and train return at the next bag / step
+        self.ingested: list[str] = []          # bag names ingested (counted), in ingestion order
+        self.bag_transitions: dict[str, int] = {}  # bag name -> transitions it gave (to resume)
         self.bad_bags: dict[str, str] = {}     # bag name -> why it was skipped (not retried)
+        self.dropped_frames: collections.Counter = collections.Counter()  # reason -> frames dropped
         self.counters = {'transitions': 0, 'episodes': 0, 'updates': 0, 'checkpoints': 0,
                          'vae_fits': 0, 'frames': 0}
+        # A VAE fit in progress: {'kind': 'pretrain' | 'refit', 'steps': n, 'done': k} (in the ledger).
+        self.vae_job: dict | None = None
+        self._pretrain_images: np.ndarray | None = None
+        self._reencoded = 0           # frames of the buffer re-encoded since the fit's steps ended
         self._updates_owed = 0.0
         self._since_refit = 0
         self._since_ckpt = 0
-        self._ledger_changed = False   # bags ingested or skipped since the last checkpoint
+        self._ledger_changed = False   # bags ingested or skipped, VAE steps done since the last checkpoint
         self.spec = agent_spec(cfg, self.learn)
         self.agent = RIGAgent(self.learn, spec=self.spec)
         self.agent._make_buffer()
@@ -121,21 +146,42 @@ class OnlineTrainer:
         self.agent = agent
         self.counters.update(ledger['counters'])
         self.bad_bags = dict(ledger.get('bad_bags', {}))
+        self.dropped_frames = collections.Counter(ledger.get('dropped_frames', {}))
+        self.bag_transitions = dict(ledger.get('bag_transitions', {}))
+        self.vae_job = ledger.get('vae_job')
+        self._updates_owed = float(ledger.get('updates_owed', 0.0))
+        self._since_refit = int(ledger.get('since_refit', 0))
+        self.ingested = list(ledger['ingested'])   # all of them, re-read or not: none is ingested twice
         self.latest = path
-        missing = []
-        for name in ledger['ingested']:
-            bag = Path(self.cfg.data_dir) / name
-            try:
-                episodes = read_episodes(bag)
-            except (BagError, FileNotFoundError) as exc:
+        # Newest first, until the buffer is full: it keeps only its newest `capacity` frames, and a bag
+        # gives at least as many frames as transitions. (A bag without a recorded count is read.)
+        capacity = self.agent.buffer.capacity
+        chosen, covered, missing = [], 0, []
+        for name in reversed(self.ingested):
+            if covered >= capacity:
+                break
+            if not (Path(self.cfg.data_dir) / name).is_dir():
                 missing.append(name)
-                log.error('resume: bag %s from the ledger cannot be read (%s); its data is gone', name, exc)
+                log.error('resume: bag %s from the ledger is gone; its data is lost', name)
                 continue
-            for ep in episodes:
-                self._add_episode(ep)
-            self.ingested.append(name)
-        log.info('resumed from %s: %d bags re-read (not recounted), counters %s%s', path.name,
-                 len(self.ingested), self.counters, f', {len(missing)} missing' if missing else '')
+            chosen.append(name)
+            covered += self.bag_transitions.get(name, 0)
+        reread = 0
+        for name in reversed(chosen):           # into the buffer in the order they first went in
+            try:
+                prepared = self._read_bag(Path(self.cfg.data_dir) / name)
+            except Exception as exc:  # noqa: BLE001 - one bag's trouble must not stop the resume
+                missing.append(name)
+                log.error('resume: bag %s from the ledger cannot be read (%s); its data is lost', name, exc)
+                continue
+            for ep, enc in prepared:
+                self._add_episode(ep, enc)
+            reread += 1
+        log.info('resumed from %s: %d of %d ledger bags re-read (not recounted), counters %s%s%s', path.name,
+                 reread, len(self.ingested), self.counters,
+                 f', {len(missing)} missing' if missing else '',
+                 f", VAE {self.vae_job['kind']} at step {self.vae_job['done']}/{self.vae_job['steps']}"
+                 if self.vae_job else '')
 
     # -- ingestion ----------------------------------------------------------------------------------
     def pending_bags(self) -> list[Path]:
@@ -143,26 +189,46 @@ class OnlineTrainer:
         return [b for b in list_closed_bags(self.cfg.data_dir) if b.name not in seen]
 
     def ingest(self, max_bags: int | None = None) -> int:
-        """Read new closed bags into the replay buffer; returns the number of new transitions."""
+        """Read new closed bags into the replay buffer; returns the number of new transitions.
+
+        A bag that fails in any way is skipped with its reason (bad_bags); the others go on."""
         added = 0
         for bag in self.pending_bags()[:max_bags]:
+            if self.stop.is_set():
+                break
             try:
-                episodes = read_episodes(bag)
-            except BagError as exc:
-                self.bad_bags[bag.name] = str(exc)
+                prepared = self._read_bag(bag)
+            except Exception as exc:  # noqa: BLE001 - one bad bag never stops ingestion
+                reason = str(exc) if isinstance(exc, BagError) else f'{type(exc).__name__}: {exc}'
+                self.bad_bags[bag.name] = reason
                 self._ledger_changed = True
-                log.error('skipping bag %s: %s', bag.name, exc)
+                log.error('skipping bag %s: %s', bag.name, reason)
                 continue
-            n = sum(self._add_episode(ep) for ep in episodes)
+            n = sum(self._add_episode(ep, enc) for ep, enc in prepared)
+            episodes = [ep for ep, _ in prepared if ep.num_transitions]
+            dropped = sum((collections.Counter(ep.dropped_frames) for ep, _ in prepared), collections.Counter())
             self.ingested.append(bag.name)
+            self.bag_transitions[bag.name] = n
             self._ledger_changed = True
             self.counters['episodes'] += len(episodes)
             self.counters['transitions'] += n
+            self.counters['frames'] += sum(len(ep.images) for ep in episodes)
+            self.dropped_frames.update(dropped)
             added += n
-            log.info('ingested %s: %d episode(s), %d transitions', bag.name, len(episodes), n)
+            if dropped:
+                log.warning('ingested %s: %d episode(s), %d transitions; dropped frames: %s', bag.name,
+                            len(episodes), n, ', '.join(f'{k} {v}' for k, v in sorted(dropped.items())))
+            else:
+                log.info('ingested %s: %d episode(s), %d transitions', bag.name, len(episodes), n)
         self._updates_owed += added * self.cfg.updates_per_transition
         self._since_refit += added
         return added
+
+    def _read_bag(self, bag: Path) -> list[tuple[Episode, tuple]]:
+        """The bag's episodes, each with what the buffer needs of it, all computed before anything is
+        written: a bag that fails leaves the buffer as it was."""
+        episodes = read_episodes(bag, image_size=self.learn.image_size)
+        return [(ep, self._encode_episode(ep)) for ep in episodes]
 
     def _velocity_to_action(self, v: np.ndarray) -> np.ndarray:
         a = v[:, :self.cfg.action_dim] / (self.cfg.action_scale * self.cfg.control_rate_hz)
@@ -179,16 +245,19 @@ class OnlineTrainer:
                     return z
         return self.agent.featurizer.sample_prior(self.agent.rng, 1)[0].astype(np.float32)
 
-    def _add_episode(self, ep: Episode) -> int:
-        """Append an episode's frames/commands as consecutive runs of transitions."""
-        size = self.learn.image_size
-        if ep.images.shape[1:3] != (size, size):
-            import cv2
-            ep.images = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in ep.images])
-        actions = self._velocity_to_action(ep.velocities)
+    def _encode_episode(self, ep: Episode) -> tuple:
+        """(actions, latent means, log-variances, goal latent) of an episode with transitions."""
+        if not ep.num_transitions:
+            return ()
         means, logvars = self.agent.encode(ep.images)
+        return self._velocity_to_action(ep.velocities), means, logvars, self._goal_latent(ep)
+
+    def _add_episode(self, ep: Episode, encoded: tuple) -> int:
+        """Append an episode's frames/commands as consecutive runs of transitions."""
+        if not ep.num_transitions:
+            return 0
+        actions, means, logvars, goal = encoded
         nan_state = np.full(3, np.nan, np.float32)
-        goal = self._goal_latent(ep)
         buf = self.agent.buffer
 
         def frame(i):
@@ -203,7 +272,6 @@ class OnlineTrainer:
             buf.add_step(actions[k], False, frame(j))
             prev_next = j
             n += 1
-        self.counters['frames'] += len(ep.images)
         return n
 
     # -- training -----------------------------------------------------------------------------------
@@ -212,34 +280,80 @@ class OnlineTrainer:
         return self.counters['vae_fits'] > 0
 
     def train(self, budget_s: float = 0.5) -> int:
-        """Run owed VAE fits and gradient updates for at most ~budget_s; returns updates done."""
+        """Run owed VAE fits and gradient updates for at most ~budget_s, or until `stop` is set;
+        returns the gradient updates done. A VAE fit is carried on across calls; while it runs the
+        policy is not updated (its latents are about to change)."""
         buf = self.agent.buffer
         if buf.n_transitions == 0:
             return 0
-        if not self.vae_ready:
-            if self.counters['frames'] < self.cfg.pretrain_min_images:
-                return 0
-            images = buf.sample_images(min(buf.total_frames, 10000))
-            t0 = time.perf_counter()
-            self.agent.pretrain_vae(images, steps=self.cfg.pretrain_steps)
-            buf.refresh()
-            self.counters['vae_fits'] += 1
-            self._since_refit = 0
-            log.info('VAE pretrained on %d frames in %.1f s', len(images), time.perf_counter() - t0)
-            return 0
-        if self._since_refit >= self.cfg.refit_every_transitions:
-            self.agent.refit_vae()
-            self.counters['vae_fits'] += 1
-            self._since_refit = 0
-        done = 0
         deadline = time.perf_counter() + budget_s
-        while self._updates_owed >= 1.0 and time.perf_counter() < deadline:
+        if self.vae_job is None:
+            if not self.vae_ready and self.counters['frames'] >= self.cfg.pretrain_min_images:
+                self.vae_job = {'kind': 'pretrain', 'steps': int(self.cfg.pretrain_steps), 'done': 0}
+                self._since_refit = 0
+            elif self.vae_ready and self._since_refit >= self.cfg.refit_every_transitions:
+                self.vae_job = {'kind': 'refit', 'steps': int(self.learn.vae.refit_steps), 'done': 0}
+                self._since_refit = 0
+        if self.vae_job is not None and not self._continue_vae_job(deadline):
+            return 0
+        if not self.vae_ready:
+            return 0
+        done = 0
+        while self._updates_owed >= 1.0 and time.perf_counter() < deadline and not self.stop.is_set():
             self.agent.train_step()
             self._updates_owed -= 1.0
             done += 1
         self.counters['updates'] += done
         self._since_ckpt += done
         return done
+
+    def _out_of_time(self, deadline: float) -> bool:
+        return self.stop.is_set() or time.perf_counter() >= deadline
+
+    def _continue_vae_job(self, deadline: float) -> bool:
+        """Advance the VAE fit in progress until `deadline`: its Adam steps, then the buffer's
+        re-encoding, then its end (goal prior, counts). True once it is finished."""
+        job, buf = self.vae_job, self.agent.buffer
+        pretrain = job['kind'] == 'pretrain'
+        if pretrain and self._pretrain_images is None:
+            self._pretrain_images = buf.sample_images(min(buf.total_frames, PRETRAIN_SAMPLE))
+        while job['done'] < job['steps']:
+            if self._out_of_time(deadline):
+                return False
+            if pretrain:
+                self.agent.pretrain_vae(self._pretrain_images, steps=1, finish=False)
+            else:
+                self.agent.refit_vae(steps=1, finish=False)
+            job['done'] += 1
+            self._ledger_changed = True
+        if not self._reencode(deadline):
+            return False
+        if pretrain:
+            self.agent.pretrain_vae(self._pretrain_images, steps=0)
+            log.info('VAE pretrained on %d frames (%d steps)', len(self._pretrain_images), job['steps'])
+            self._pretrain_images = None
+        else:
+            self.agent.finish_refit()
+            log.info('VAE refitted (%d steps), buffer re-encoded', job['steps'])
+        self.counters['vae_fits'] += 1
+        self.vae_job, self._reencoded = None, 0
+        self._ledger_changed = True
+        return True
+
+    def _reencode(self, deadline: float) -> bool:
+        """The buffer's features recomputed with the VAE just fitted (ReplayBuffer.refresh, a batch at a
+        time until `deadline`: on a full buffer it takes seconds). True once every frame is done; frames
+        ingested meanwhile are encoded with this VAE already."""
+        buf = self.agent.buffer
+        slots = np.flatnonzero(buf.written)
+        while self._reencoded < slots.size:
+            if self._out_of_time(deadline):
+                return False
+            s = slots[self._reencoded:self._reencoded + REENCODE_BATCH]
+            buf.refresh_frames(s)
+            self._reencoded += s.size
+        buf.refresh_goals()
+        return True
 
     @property
     def waiting_for_frames(self) -> bool:
@@ -250,15 +364,22 @@ class OnlineTrainer:
     def caught_up(self) -> bool:
         """Every closed bag ingested, every owed update done (or none possible yet), checkpoint written."""
         return (not self.pending_bags() and (self._updates_owed < 1.0 or self.waiting_for_frames)
-                and not self.checkpoint_due)
+                and self.vae_job is None and not self.checkpoint_due)
 
     @property
     def checkpoint_due(self) -> bool:
         if self.latest is None:
             return True      # publish an initial checkpoint at once, so the actors can start
+        if self.vae_job is not None:
+            return False     # not a half-fitted VAE (a stop still saves one: see `unsaved`)
         idle = self._updates_owed < 1.0 and (self.vae_ready or self.waiting_for_frames)
         return self._since_ckpt >= self.cfg.checkpoint_every_updates or (
             idle and (self._since_ckpt > 0 or self._ledger_changed))
+
+    @property
+    def unsaved(self) -> bool:
+        """Something the newest checkpoint does not hold: bags, updates, VAE steps."""
+        return self._ledger_changed or self._since_ckpt > 0
 
     def save_checkpoint(self) -> Path:
         """Atomically write ckpt_<n> with the ledger; prune old ones; return its path."""
@@ -267,7 +388,10 @@ class OnlineTrainer:
         counters = dict(self.counters, checkpoints=n)
         manifest = {'spec': self.agent.spec, 'config': to_dict(self.learn),
                     'counters': dict(self.agent.counters),
-                    'trainer': {'ingested': list(self.ingested), 'bad_bags': dict(self.bad_bags),
+                    'trainer': {'ingested': list(self.ingested), 'bag_transitions': dict(self.bag_transitions),
+                                'bad_bags': dict(self.bad_bags), 'dropped_frames': dict(self.dropped_frames),
+                                'vae_job': dict(self.vae_job) if self.vae_job else None,
+                                'updates_owed': self._updates_owed, 'since_refit': self._since_refit,
                                 'counters': counters, 'trainer_config': dataclasses.asdict(self.cfg)}}
         ckpt.write_checkpoint(path, manifest, self.agent.state_dicts())
         self.counters = counters

@@ -2,8 +2,14 @@
 
 Episode boundaries come from `rig/episode` events (JSON, DESIGN.md). Messages are recorded as the
 serialized bytes that arrived (raw subscriptions), so nothing is decoded and re-encoded on the way to
-disk. A bag becomes visible to the trainer only once closed; on shutdown the open episode is closed
-cleanly, and after a crash it stays in `.partial/` where nobody reads it.
+disk. A bag becomes visible to the trainer only once closed; after a crash it stays in `.partial/`
+where nobody reads it.
+
+Shutdown (SIGINT to the whole graph, every node at once): the policy ends its episode with
+`"reason": "shutdown"` and the safety filter sends a last zero command. The recorder keeps the bag
+open until it has both, or `STOP_WAIT_S` passes; if the end event never came it writes one itself
+(`"reason": "recorder shutdown"`), so the last bag always ends with its end event and, when the filter
+is alive, its final zero command.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from rig import qos
+from rig.config import ConfigError
 from rig.node_main import run_node
 from rig.ros_params import declare_dataclass_parameters
 from rig_trainer.bags import RECORDED_TOPICS, EpisodeBagWriter
@@ -34,6 +41,8 @@ TOPIC_QOS = {
     'rig/episode': qos.EPISODE_QOS,
     'rig/ee_pose': 10,
 }
+#: How long the recorder waits for an episode's last words (end event, zero command) at shutdown.
+STOP_WAIT_S = 1.5
 
 
 @dataclasses.dataclass
@@ -42,26 +51,40 @@ class RecorderConfig:
     actor: str = 'actor0'
     max_episode_s: float = 600.0
 
+    def __post_init__(self):
+        if self.max_episode_s <= 0:
+            raise ConfigError(f'max_episode_s must be > 0, got {self.max_episode_s}')
+        if not self.data_dir or not self.actor:
+            raise ConfigError('data_dir and actor must not be empty')
+
 
 DESCRIPTIONS = {
     'data_dir': 'directory the episode bags are written to (the trainer watches it)',
     'actor': 'name of this actor, the prefix of its bag names (several actors may share a data_dir)',
     'max_episode_s': 'an episode still open after this long is closed anyway (a lost end event)',
 }
+#: Settable at run time (`ros2 param set`); data_dir and actor (where the trainer looks, what it is
+#: called) are read-only.
+LIVE_PARAMETERS = ('max_episode_s',)
 
 
 class Recorder(Node):
     def __init__(self, cfg: RecorderConfig | None = None, **node_kwargs):
         super().__init__('recorder', **node_kwargs)
-        self.cfg: RecorderConfig = declare_dataclass_parameters(self, cfg or RecorderConfig(), DESCRIPTIONS)
+        self.cfg: RecorderConfig = declare_dataclass_parameters(self, cfg or RecorderConfig(), DESCRIPTIONS,
+                                                                  live=LIVE_PARAMETERS)
         self.writer: EpisodeBagWriter | None = None
         self.opened_at = 0.0
         self.bags_written = 0
         self.dropped_outside_episode = 0
+        self.episode_id = None           # the open episode's id
+        self._end_seen = False           # the open episode's end event is written
+        self._zero_seen = False          # ... and its last rig/cmd is zero
+        self._close_by = None            # monotonic deadline for those last words (shutdown only)
         for topic, msgtype in RECORDED_TOPICS.items():
             self.create_subscription(MSG_CLASSES[msgtype], topic, self._make_callback(topic),
                                      TOPIC_QOS[topic], raw=True)
-        self.create_timer(1.0, self._check_timeout)
+        self.create_timer(0.1, self._check_timeout)
         self.get_logger().info(f'recording {list(RECORDED_TOPICS)} into {self.cfg.data_dir}')
 
     def _make_callback(self, topic: str):
@@ -71,6 +94,10 @@ class Recorder(Node):
                 self._on_episode_event(raw, now_ns)
             elif self.writer is not None:
                 self.writer.write(topic, now_ns, raw)
+                if topic == 'rig/cmd':
+                    self._zero_seen = _is_zero_command(raw)   # is the bag's last command a stop?
+                    if self._zero_seen:
+                        self._close_when_done()
             else:
                 self.dropped_outside_episode += 1
         return callback
@@ -90,10 +117,20 @@ class Recorder(Node):
             name = f'{self.cfg.actor}_ep{int(episode):06d}_{time.strftime("%Y%m%dT%H%M%S")}_{now_ns % 10**9:09d}'
             self.writer = EpisodeBagWriter(self.cfg.data_dir, name)
             self.opened_at = time.monotonic()
+            self.episode_id, self._end_seen, self._zero_seen = episode, False, False
         if self.writer is not None:
             self.writer.write('rig/episode', now_ns, raw)
-        if kind == 'end':
+        if kind == 'end' and self.writer is not None:
+            self._end_seen = True
+            if event.get('reason') == 'shutdown' and self._close_by is None:
+                self._close_by = time.monotonic() + STOP_WAIT_S   # the final zero command is on its way
+            self._close_when_done()
+
+    def _close_when_done(self) -> None:
+        """Close at an end event; during a shutdown only once the final zero command is in as well."""
+        if self.writer is not None and self._end_seen and (self._close_by is None or self._zero_seen):
             self._close()
+            self._close_by = None
 
     def _close(self) -> None:
         if self.writer is None:
@@ -104,13 +141,48 @@ class Recorder(Node):
         self.get_logger().info(f'closed {path.name} ({writer.messages} messages)')
 
     def _check_timeout(self) -> None:
-        if self.writer is not None and time.monotonic() - self.opened_at > self.cfg.max_episode_s:
+        if self.writer is not None and self._close_by is not None and time.monotonic() >= self._close_by:
+            self.finished_stopping(force=True)
+        elif self.writer is not None and time.monotonic() - self.opened_at > self.cfg.max_episode_s:
             self.get_logger().warning('episode exceeded max_episode_s without an end event: closing it')
             self._close()
 
-    def destroy_node(self):
+    # -- shutdown (rig.node_main.stop_nodes) ----------------------------------------------------------
+    def stop(self) -> None:
+        """Shutdown began: wait (bounded) for the open episode's end event and final zero command."""
+        if self.writer is not None and self._close_by is None:
+            self._close_by = time.monotonic() + STOP_WAIT_S
+
+    def finished_stopping(self, force: bool = False) -> bool:
+        if self.writer is None:
+            return True
+        if not force and (self._close_by is None or time.monotonic() < self._close_by):
+            return False
+        if not self._end_seen:
+            from rclpy.serialization import serialize_message
+            end = {'event': 'end', 'episode': self.episode_id, 'reason': 'recorder shutdown'}
+            self.writer.write('rig/episode', self.get_clock().now().nanoseconds,
+                              serialize_message(String(data=json.dumps(end))))
+            self.get_logger().warning('shutdown: the policy\'s end event did not come; wrote one')
+        elif not self._zero_seen:
+            self.get_logger().warning('shutdown: no final zero rig/cmd came (safety filter gone?)')
         self._close()
+        self._close_by = None
+        return True
+
+    def destroy_node(self):
+        if self.writer is not None:
+            self.finished_stopping(force=True)
         return super().destroy_node()
+
+
+def _is_zero_command(raw: bytes) -> bool:
+    from rclpy.serialization import deserialize_message
+    try:
+        t = deserialize_message(raw, TwistStamped).twist
+    except Exception:  # noqa: BLE001 - a malformed command is not the zero we wait for
+        return False
+    return not any((t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z))
 
 
 def main(args=None) -> int:

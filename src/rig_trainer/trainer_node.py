@@ -5,6 +5,12 @@ A worker thread runs `OnlineTrainer` (ingest -> train -> checkpoint) so the ROS 
 atomically and its path published latched on `rig/checkpoint`; encoder and policy hot-reload it.
 Killed at any moment (even kill -9), a restarted trainer resumes from its newest checkpoint and the
 bags on disk without losing or double-counting an episode (see `rig_trainer.online`).
+
+Shutdown (`rig.node_main.stop_nodes`): `stop()` asks the thread to stop; it leaves within about one
+VAE or gradient step (even mid-pretraining or mid-refit: those run in slices), writes a final
+checkpoint if anything is new since the last one (a fit's progress included), announces it, and
+exits; `finished_stopping()` says when. A checkpoint is written atomically: the newest complete one
+is always intact, whenever the process ends.
 """
 from __future__ import annotations
 
@@ -18,9 +24,12 @@ from rclpy.node import Node
 from std_msgs.msg import String
 
 from rig import qos
+from rig.config import ConfigError
 from rig.node_main import run_node
 from rig.ros_params import declare_dataclass_parameters
 from rig_trainer.online import OnlineTrainer, TrainerConfig
+
+JOIN_S = 1.5   # destroy_node's longest wait for the thread (it stops within a step, then saves)
 
 
 @dataclasses.dataclass
@@ -28,6 +37,24 @@ class TrainerNodeConfig(TrainerConfig):
     checkpoint: str = ''
     scan_period_s: float = 1.0
     train_slice_s: float = 0.5
+
+    def __post_init__(self):
+        if self.action_scale <= 0 or self.control_rate_hz <= 0:
+            raise ConfigError(f'action_scale and control_rate_hz must be > 0, got action_scale='
+                              f'{self.action_scale} control_rate_hz={self.control_rate_hz}')
+        if self.action_dim not in (2, 3):
+            raise ConfigError(f'action_dim must be 2 or 3, got {self.action_dim}')
+        if self.updates_per_transition < 0:
+            raise ConfigError(f'updates_per_transition must be >= 0, got {self.updates_per_transition}')
+        at_least_one = {f: getattr(self, f) for f in ('pretrain_min_images', 'pretrain_steps',
+                                                      'refit_every_transitions', 'checkpoint_every_updates',
+                                                      'keep_checkpoints')}
+        low = {f: v for f, v in at_least_one.items() if v < 1}
+        if low:
+            raise ConfigError(f'{", ".join(low)} must be >= 1, got {", ".join(str(v) for v in low.values())}')
+        if self.scan_period_s <= 0 or self.train_slice_s <= 0:
+            raise ConfigError(f'scan_period_s and train_slice_s must be > 0, got scan_period_s='
+                              f'{self.scan_period_s} train_slice_s={self.train_slice_s}')
 
 
 DESCRIPTIONS = {
@@ -52,24 +79,37 @@ DESCRIPTIONS = {
     'scan_period_s': 'how often the data directory is scanned for new bags',
     'train_slice_s': 'longest uninterrupted training slice between scans',
 }
+#: Settable at run time (`ros2 param set`): read by the training thread when used (the core's fields
+#: are copied into `OnlineTrainer.cfg`: see `Trainer.on_parameters_changed`). The rest is read-only:
+#: paths, task, model, action conversion, seed and device are fixed for a run (and a checkpoint).
+LIVE_PARAMETERS = ('updates_per_transition', 'pretrain_min_images', 'pretrain_steps', 'refit_every_transitions',
+                   'checkpoint_every_updates', 'keep_checkpoints', 'scan_period_s', 'train_slice_s')
 
 
 class Trainer(Node):
     def __init__(self, cfg: TrainerNodeConfig | None = None, **node_kwargs):
         super().__init__('trainer', **node_kwargs)
-        self.cfg: TrainerNodeConfig = declare_dataclass_parameters(self, cfg or TrainerNodeConfig(), DESCRIPTIONS)
+        self.cfg: TrainerNodeConfig = declare_dataclass_parameters(self, cfg or TrainerNodeConfig(), DESCRIPTIONS,
+                                                                      live=LIVE_PARAMETERS)
         base = {f.name: getattr(self.cfg, f.name) for f in dataclasses.fields(TrainerConfig)}
         _route_python_logging(self)
-        self.trainer = OnlineTrainer(TrainerConfig(**base))
+        self._stop = threading.Event()
+        self.trainer = OnlineTrainer(TrainerConfig(**base), stop=self._stop)
         self.checkpoint_pub = self.create_publisher(String, 'rig/checkpoint', qos.CHECKPOINT_QOS)
         if self.trainer.latest is not None:
             self.checkpoint_pub.publish(String(data=str(self.trainer.latest)))
-        self._stop = threading.Event()
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name='rig-trainer', daemon=True)
         self._thread.start()
         self.get_logger().info(f'trainer watching {self.cfg.data_dir}, checkpoints in '
                                f'{self.trainer.ckpt_dir}')
+
+    def on_parameters_changed(self, old: TrainerNodeConfig, new: TrainerNodeConfig) -> None:
+        """The core's own copy gets the new values; the thread reads them at their next use."""
+        changed = {f.name: getattr(new, f.name) for f in dataclasses.fields(TrainerConfig)
+                   if getattr(new, f.name) != getattr(old, f.name)}
+        if changed:
+            self.trainer.cfg = dataclasses.replace(self.trainer.cfg, **changed)
 
     def _run(self) -> None:
         import torch
@@ -82,23 +122,45 @@ class Trainer(Node):
                     last_scan = now
                     self.trainer.ingest()
                 done = self.trainer.train(self.cfg.train_slice_s)
-                if self.trainer.checkpoint_due:
-                    path = self.trainer.save_checkpoint()
-                    self.checkpoint_pub.publish(String(data=str(path)))
-                    c = self.trainer.counters
-                    self.get_logger().info(
-                        f'checkpoint {path.name}: {c["episodes"]} episodes, {c["transitions"]} transitions, '
-                        f'{c["updates"]} updates, {c["vae_fits"]} VAE fits')
+                if self.trainer.checkpoint_due and not self._stop.is_set():
+                    self._checkpoint()
                 if done == 0:
                     self._stop.wait(0.1)
+            if self.trainer.unsaved:
+                self._checkpoint(final=True)
         except BaseException as exc:  # noqa: BLE001 - reported, and the node says so loudly
             self.error = exc
             self.get_logger().fatal(f'training stopped: {type(exc).__name__}: {exc}')
             raise
 
+    def _checkpoint(self, final: bool = False) -> None:
+        path = self.trainer.save_checkpoint()
+        c = self.trainer.counters
+        job = self.trainer.vae_job
+        self.get_logger().info(
+            f'{"final " if final else ""}checkpoint {path.name}: {c["episodes"]} episodes, '
+            f'{c["transitions"]} transitions, {c["updates"]} updates, {c["vae_fits"]} VAE fits'
+            + (f', VAE {job["kind"]} at step {job["done"]}/{job["steps"]}' if job else ''))
+        try:
+            self.checkpoint_pub.publish(String(data=str(path)))
+        except Exception as exc:  # noqa: BLE001 - at shutdown the node may be gone; the file is there
+            if not final:
+                raise
+            self.get_logger().warning(f'final checkpoint {path.name} written but not announced: {exc}')
+
+    def stop(self) -> None:
+        """Shutdown began: the thread stops at its next step, saves what is new and announces it."""
+        self._stop.set()
+
+    def finished_stopping(self, force: bool = False) -> bool:
+        return not self._thread.is_alive()
+
     def destroy_node(self):
         self._stop.set()
-        self._thread.join(timeout=30)
+        self._thread.join(timeout=JOIN_S)
+        if self._thread.is_alive():
+            self.get_logger().error(f'trainer thread still busy after {JOIN_S} s; the newest complete '
+                                    'checkpoint on disk is intact')
         return super().destroy_node()
 
 

@@ -1,0 +1,164 @@
+"""The online trainer stops within a step, even mid-pretraining or mid-refit, and keeps the progress."""
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from rig_learn import checkpoint as ckpt
+from rig_trainer import online
+from rig_trainer.online import OnlineTrainer, TrainerConfig, latest_checkpoint
+from test_online_trainer import RATE, SCALE, reach_env, record_sim_episode, write_tiny_learn_yaml  # noqa: F401
+
+
+@pytest.fixture
+def learn_yaml(tmp_path):
+    return write_tiny_learn_yaml(tmp_path / 'learn_long_fits.yaml', refit_steps=200)
+
+
+def trainer_config(tmp_path, learn_yaml, **kw) -> dict:
+    values = dict(data_dir=str(tmp_path / 'data'), task='reach', learn_config=str(learn_yaml),
+                  action_scale=SCALE, control_rate_hz=RATE, pretrain_min_images=30, pretrain_steps=5,
+                  updates_per_transition=0.5, refit_every_transitions=10, checkpoint_every_updates=10)
+    values.update(kw)
+    return values
+
+
+def test_a_refit_runs_in_budgeted_slices_and_ends_as_one_refit_would(tmp_path, learn_yaml, reach_env,
+                                                                    monkeypatch):
+    torch.set_num_threads(1)
+    monkeypatch.setattr(online, 'REENCODE_BATCH', 8, raising=False)   # several re-encoding slices for 60 frames
+    rng = np.random.default_rng(0)
+    data = tmp_path / 'data'
+    for k in range(2):
+        record_sim_episode(data, f'a_ep{k:06d}', reach_env, rng)
+    whole, sliced = (OnlineTrainer(TrainerConfig(**trainer_config(tmp_path / name, learn_yaml,
+                                                                  data_dir=str(data))))
+                     for name in ('whole', 'sliced'))
+    for t in (whole, sliced):
+        t.ingest()
+        while not t.vae_ready:
+            t.train(budget_s=5.0)
+    record_sim_episode(data, 'a_ep000002', reach_env, rng)
+    for t in (whole, sliced):
+        assert t.ingest() == 20
+    whole.agent.refit_vae()                 # the learner's refit: 200 steps, then ReplayBuffer.refresh
+
+    budget, calls, longest = 0.05, 0, 0.0
+    while True:
+        t0 = time.perf_counter()
+        sliced.train(budget_s=budget)
+        longest = max(longest, time.perf_counter() - t0)
+        calls += 1
+        job = getattr(sliced, 'vae_job', None)
+        if job is None:
+            break
+        assert job['kind'] == 'refit' and calls < 1000
+    assert calls > 3, 'the refit should have taken several slices'
+    assert longest < budget + 0.25, f'a train() call ran {longest:.2f} s on a {budget} s budget'
+    assert sliced.counters['vae_fits'] == 2 and sliced.agent.counters['vae_refits'] == 1
+    for key, value in whole.agent.vae.state_dict().items():
+        torch.testing.assert_close(sliced.agent.vae.state_dict()[key], value, rtol=0, atol=0)
+    for buf_w, buf_s in ((whole.agent.buffer, sliced.agent.buffer),):
+        np.testing.assert_array_equal(buf_s.obs_feat, buf_w.obs_feat)
+        np.testing.assert_array_equal(buf_s.ach_logvar, buf_w.ach_logvar)
+
+
+def test_pretraining_in_slices_equals_one_call(tmp_path, learn_yaml):
+    from rig.config import load_yaml
+    from rig_learn.agent import RIGAgent
+    from rig_learn.config import LearnConfig
+    learn = load_yaml(LearnConfig, str(learn_yaml))
+    spec = online.agent_spec(TrainerConfig(), learn)
+    images = np.random.default_rng(1).integers(0, 256, (64, 48, 48, 3), dtype=np.uint8)
+    one, sliced = RIGAgent(learn, spec=spec), RIGAgent(learn, spec=spec)
+    one.pretrain_vae(images, steps=12)
+    for _ in range(12):
+        sliced.pretrain_vae(images, steps=1, finish=False)
+        assert not sliced.counters['vae_pretrained']
+    sliced.pretrain_vae(images, steps=0)
+    assert sliced.counters['vae_pretrained']
+    for key, value in one.vae.state_dict().items():
+        torch.testing.assert_close(sliced.vae.state_dict()[key], value, rtol=0, atol=0)
+
+
+def test_ingest_stops_between_bags(tmp_path, learn_yaml, reach_env):
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        record_sim_episode(tmp_path / 'data', f'a_ep{k:06d}', reach_env, rng)
+    trainer = OnlineTrainer(TrainerConfig(**trainer_config(tmp_path, learn_yaml)))
+    trainer.stop.set()
+    assert trainer.ingest() == 0 and trainer.ingested == []
+    trainer.stop.clear()
+    assert trainer.ingest() == 40
+
+
+def test_trainer_node_stops_mid_pretraining_in_time_and_a_resumed_trainer_continues(
+        tmp_path, learn_yaml, reach_env):
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from std_msgs.msg import String
+
+    from rig import qos
+    from rig_trainer.trainer_node import Trainer, TrainerNodeConfig
+    rng = np.random.default_rng(0)
+    for k in range(2):
+        record_sim_episode(tmp_path / 'data', f'a_ep{k:06d}', reach_env, rng)
+    values = trainer_config(tmp_path, learn_yaml, pretrain_steps=100_000)   # minutes of pretraining
+    core_log = logging.getLogger('rig.trainer')
+    saved_log = (core_log.handlers[:], core_log.level, core_log.propagate)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = SingleThreadedExecutor(context=context)
+    node = None
+    try:
+        node = Trainer(TrainerNodeConfig(**values, scan_period_s=0.1), context=context)
+        probe = rclpy.create_node('probe', context=context)
+        announced = []
+        probe.create_subscription(String, 'rig/checkpoint', lambda m: announced.append(m.data),
+                                  qos.CHECKPOINT_QOS)
+        executor.add_node(node)
+        executor.add_node(probe)
+
+        def spin_until(predicate, timeout):
+            deadline = time.monotonic() + timeout
+            while not predicate() and time.monotonic() < deadline:
+                executor.spin_once(timeout_sec=0.02)
+            return predicate()
+        job = lambda: node.trainer.vae_job or {}   # noqa: E731
+        assert spin_until(lambda: job().get('done', 0) >= 20 and node.trainer.latest is not None, 60), \
+            f'pretraining did not get going: {node.trainer.counters}, error {node.error}'
+        t0 = time.monotonic()
+        node.stop()
+        assert spin_until(node.finished_stopping, 5.0)
+        executor.remove_node(node)
+        node.destroy_node()
+        took = time.monotonic() - t0
+        node_error, node = node.error, None
+        assert node_error is None
+        assert took < 2.0, f'stopping took {took:.2f} s'
+        final = latest_checkpoint(tmp_path / 'data' / 'checkpoints')
+        assert spin_until(lambda: announced and announced[-1] == str(final), 5.0), announced
+        probe.destroy_node()
+    finally:
+        if node is not None:
+            node.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+        rclpy.try_shutdown(context=context)
+        core_log.handlers[:], core_log.level, core_log.propagate = saved_log
+
+    ckpt.load_checkpoint(final)   # complete and loadable
+    ledger = ckpt.read_manifest(final)['trainer']
+    done = ledger['vae_job']['done']
+    assert ledger['vae_job']['kind'] == 'pretrain' and ledger['vae_job']['steps'] == 100_000
+    assert 20 <= done < 100_000 and ledger['counters']['vae_fits'] == 0
+    assert ledger['ingested'] == ['a_ep000000', 'a_ep000001']
+
+    resumed = OnlineTrainer(TrainerConfig(**values))
+    assert resumed.latest == final and resumed.vae_job == ledger['vae_job']
+    assert resumed.counters == ledger['counters']
+    resumed.train(budget_s=0.3)
+    assert resumed.vae_job['done'] > done, 'the pretraining continues where it stopped'
