@@ -158,6 +158,19 @@ def launch_exits(log: str) -> dict[str, str]:
     return out
 
 
+def param_value(env: dict, node: str, name: str, timeout: float = 30.0) -> str:
+    """`ros2 param get NODE NAME`'s value as printed (retried: a busy node may miss one call)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = ros2(env, 'param', 'get', node, name)
+        m = re.search(r'value is: ?(.*)$', r.stdout.strip())
+        if r.returncode == 0 and m:
+            return m.group(1).strip()
+        if time.monotonic() > deadline:
+            raise AssertionError(f'ros2 param get {node} {name} failed: {r.stdout} {r.stderr}')
+        time.sleep(1.0)
+
+
 def topic_counts(env: dict, topic: str) -> tuple[int, int]:
     r = ros2(env, 'topic', 'info', topic)
     pubs = re.search(r'Publisher count: (\d+)', r.stdout)

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from launch_util import (FAST_TRAINER, assert_last_bag_ends_cleanly, bag_summary, build_workspace, launch_exits,
-                         ros2, ros2_launch, tooling_missing, topic_counts)
+                         param_value, ros2, ros2_launch, tooling_missing, topic_counts)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -99,10 +99,10 @@ def test_task_argument_sets_horizon_and_action_dimension(ws, tmp_path, task, hor
     with ros2_launch(ws, 'sim.launch.py', f'task:={task}', 'practice:=true', f'data_dir:={data}',
                      f'params_file:={ws["RIG_TEST_FAST_TRAINER"]}', log_path=tmp_path / 'launch.log') as run:
         run.wait_for(lambda: len(_closed_bags(data)) >= 2, 180, 'two practice episodes')
-        assert ros2(ws, 'param', 'get', '/policy', 'episode_length').stdout.split()[-1] == str(horizon)
-        assert ros2(ws, 'param', 'get', '/policy', 'task').stdout.split()[-1] == task
-        assert ros2(ws, 'param', 'get', '/encoder', 'task').stdout.split()[-1] == task
-        assert ros2(ws, 'param', 'get', '/trainer', 'action_dim').stdout.split()[-1] == str(action_dim)
+        assert param_value(ws, '/policy', 'episode_length') == str(horizon)
+        assert param_value(ws, '/policy', 'task') == task
+        assert param_value(ws, '/encoder', 'task') == task
+        assert param_value(ws, '/trainer', 'action_dim') == str(action_dim)
         names = [n for exe in ('sim_bridge', 'encoder', 'policy', 'safety_filter', 'recorder', 'trainer')
                  for n in _process_names(run.text(), exe)]
         _assert_clean_stop(run, names)
@@ -129,7 +129,7 @@ def test_robot_launch_brings_up_every_node_waiting_for_its_driver(ws, tmp_path, 
         run.wait_for_log(r'waiting for joint_states', 60)
         run.wait_for(lambda: topic_counts(ws, joint_states)[1] == 1, 30, f'a subscriber on {joint_states}')
         _wait_for_nodes(ws, run, {'/camera', '/encoder', '/policy', '/safety_filter', '/arm_adapter', '/recorder'})
-        assert ros2(ws, 'param', 'get', '/policy', 'reset_service').stdout.split()[-1] == 'rig/home'
+        assert param_value(ws, '/policy', 'reset_service') == 'rig/home'
         names = [n for exe in ('camera', 'encoder', 'policy', 'safety_filter', 'arm_adapter', 'recorder')
                  for n in _process_names(run.text(), exe)]
         assert len(names) == 6, names
@@ -146,9 +146,8 @@ def test_robot_launch_for_a_servo_cell(ws, tmp_path):
         run.wait_for(lambda: topic_counts(ws, '/servo_node/delta_twist_cmds')[0] == 1, 30, 'the filter feeding Servo')
         run.wait_for(lambda: topic_counts(ws, '/joint_states')[1] == 1, 30,
                      'the namespaced cell hearing the root driver on /joint_states')
-        r = ros2(ws, 'param', 'get', '/cell1/policy', 'reset_service')
-        assert 'String value is: ' in r.stdout and r.stdout.strip().endswith('is:'), r.stdout
-        assert ros2(ws, 'param', 'get', '/cell1/arm_adapter', 'output').stdout.split()[-1] == 'none'
+        assert param_value(ws, '/cell1/policy', 'reset_service') == '', 'no reset between practice episodes'
+        assert param_value(ws, '/cell1/arm_adapter', 'output') == 'none'
         run.interrupt(timeout=40)
         assert all(v == 'clean' for v in launch_exits(run.text()).values()), run.text()[-4000:]
 
