@@ -12,6 +12,7 @@ them all (docs/interfaces.md, "Namespaces").
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import tempfile
 from pathlib import Path
@@ -246,7 +247,7 @@ def task_parameter_file(graph: str, task: str) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f'{graph}_{task}.yaml'
     if not path.exists() or path.read_text() != text:
-        tmp = path.with_suffix(f'.{id(text)}.tmp')
+        tmp = path.with_suffix(f'.{os.getpid()}.tmp')
         tmp.write_text(text)
         tmp.replace(path)   # atomic: parallel launches never read half a file
     return path
