@@ -187,3 +187,21 @@ def test_rig_up_two_actors_feed_one_trainer_and_ctrl_c_is_clean(tmp_path):
     assert 'Traceback' not in log and 'FAILED' not in log, log[-4000:]
     for actor in ('env0', 'env1'):
         assert_last_bag_ends_cleanly(data, actor + '_ep')
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_rig_up_actors_without_a_trainer_practise_from_a_given_checkpoint(tmp_path):
+    """rig up sim --no-trainer --practice --checkpoint CKPT: the actors practise and record; no trainer
+    runs (the learner is elsewhere)."""
+    from rig_trainer.bags import list_closed_bags
+    from rig_trainer.online import OnlineTrainer, TrainerConfig
+    ckpt = OnlineTrainer(TrainerConfig(data_dir=str(tmp_path / 'learner'))).save_checkpoint()
+    data = tmp_path / 'data'
+    r = run_rig('up', 'sim', '--no-trainer', '--practice', '--checkpoint', str(ckpt), '--data-dir', str(data),
+                '--duration', '20', timeout=180, cwd=tmp_path)
+    log = r.stdout + r.stderr
+    assert r.returncode == 0, log
+    assert '/trainer' not in log.split('configuration')[0], 'the plan holds no trainer'
+    assert len(list_closed_bags(data)) >= 3, log
+    assert not (data / 'checkpoints').exists(), 'no trainer wrote checkpoints'
