@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import dataclasses
+import json
 import logging
 import threading
 import time
@@ -29,6 +30,7 @@ from rig.node_main import run_node
 from rig.ros_params import declare_dataclass_parameters
 from rig_trainer.online import OnlineTrainer, TrainerConfig
 
+STATUS_PERIOD_S = 1.0   # rig/trainer_status
 JOIN_S = 1.5   # destroy_node's longest wait for the thread (it stops within a step, then saves)
 
 
@@ -98,11 +100,29 @@ class Trainer(Node):
         self.checkpoint_pub = self.create_publisher(String, 'rig/checkpoint', qos.CHECKPOINT_QOS)
         if self.trainer.latest is not None:
             self.checkpoint_pub.publish(String(data=str(self.trainer.latest)))
+        # What the trainer is doing, for people and programs (`ros2 topic echo /rig/trainer_status`).
+        self.status_pub = self.create_publisher(String, 'rig/trainer_status', qos.LATCHED_QOS)
+        self.create_timer(STATUS_PERIOD_S, self.publish_status)
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name='rig-trainer', daemon=True)
         self._thread.start()
         self.get_logger().info(f'trainer watching {self.cfg.data_dir}, checkpoints in '
                                f'{self.trainer.ckpt_dir}')
+
+    def status(self) -> dict:
+        """Counters, newest checkpoint, VAE fit in progress, bags waiting, and whether it is caught up."""
+        t = self.trainer
+        return {'counters': dict(t.counters), 'latest': str(t.latest or ''), 'vae_job': dict(t.vae_job or {}),
+                'pending_bags': len(t.pending_bags()), 'caught_up': bool(t.caught_up),
+                'bad_bags': len(t.bad_bags), 'dropped_frames': dict(t.dropped_frames),
+                'error': '' if self.error is None else f'{type(self.error).__name__}: {self.error}'}
+
+    def publish_status(self) -> None:
+        try:
+            text = json.dumps(self.status())
+        except RuntimeError:   # a dict changed size while the training thread wrote it: next tick
+            return
+        self.status_pub.publish(String(data=text))
 
     def on_parameters_changed(self, old: TrainerNodeConfig, new: TrainerNodeConfig) -> None:
         """The core's own copy gets the new values; the thread reads them at their next use."""
