@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import yaml
+
 from ros_util import REPO, node_env
 
 VENV_BIN = Path(sys.executable).parent
@@ -169,6 +171,18 @@ def param_value(env: dict, node: str, name: str, timeout: float = 30.0) -> str:
         if time.monotonic() > deadline:
             raise AssertionError(f'ros2 param get {node} {name} failed: {r.stdout} {r.stderr}')
         time.sleep(1.0)
+
+
+def echo_json(env: dict, topic: str, timeout: float = 60.0) -> dict:
+    """The JSON of one std_msgs/String on a latched (reliable, transient local) topic, read with
+    `ros2 topic echo --once` as a user would. Lines that are not the message (a lost-message report
+    the CLI prints on its own) are skipped rather than parsed."""
+    r = ros2(env, 'topic', 'echo', '--once', '--no-lost-messages', '--qos-durability', 'transient_local',
+             '--qos-reliability', 'reliable', '--full-length', topic, timeout=timeout)
+    for line in r.stdout.splitlines():
+        if line.startswith('data: '):
+            return json.loads(yaml.safe_load(line)['data'])
+    raise AssertionError(f'ros2 topic echo {topic} printed no message: {r.stdout!r} {r.stderr!r}')
 
 
 def topic_counts(env: dict, topic: str) -> tuple[int, int]:

@@ -6,15 +6,13 @@ running nodes did (topics connected, bags written and ingested, parameters in ef
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 
 import pytest
-import yaml
 
-from launch_util import (FAST_TRAINER, assert_last_bag_ends_cleanly, bag_summary, build_workspace, launch_exits,
-                         param_value, ros2, ros2_launch, tooling_missing, topic_counts)
+from launch_util import (FAST_TRAINER, assert_last_bag_ends_cleanly, bag_summary, build_workspace, echo_json,
+                         launch_exits, param_value, ros2, ros2_launch, tooling_missing, topic_counts)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -79,9 +77,7 @@ def test_two_actor_namespaces_feed_one_trainer_and_ctrl_c_is_clean(ws, tmp_path)
             actors = {name.split('_ep')[0] for name in ledger['ingested']}
             return actors == {'env0', 'env1'} and ledger['counters']['updates'] > 0
         run.wait_for(trained_on_both, 180, 'a checkpoint trained on bags of both actors')
-        r = ros2(ws, 'topic', 'echo', '--once', '--qos-durability', 'transient_local', '--qos-reliability',
-                 'reliable', '--full-length', '/rig/trainer_status', timeout=60)
-        status = json.loads(yaml.safe_load(r.stdout.split('---')[0])['data'])
+        status = echo_json(ws, '/rig/trainer_status')
         assert status['counters']['episodes'] > 0 and status['latest'].startswith(str(data)), status
         assert set(status) >= {'caught_up', 'pending_bags', 'vae_job', 'dropped_frames', 'error'}, status
         # A checkpoint trained with gradient steps reaches the actors of both namespaces.
