@@ -1,17 +1,22 @@
 """The node graph's figures: frame -> rig/cmd latency, lockstep throughput, and learning through bags.
 
-    python -m bench.bench_graph [--skip-learn] [--practice-steps 10000] [--goals 50]
+    python -m bench.bench_graph [--skip-learn] [--only SECTION] [--practice-steps 10000] [--goals 50]
 
-1. Latency: encoder, policy and safety filter each in their own process (as `ros2 launch` runs them);
+1. latency: encoder, policy and safety filter each in their own process (as `ros2 launch` runs them);
    this process publishes 48x48 frames on camera/image_raw at 20 Hz and times the rig/cmd each one
    causes (safety filter in on_input mode, so a command is the answer to one frame; in rate mode add
    up to one control period). Targets: p50 <= 5 ms, p99 <= 20 ms.
-2. Throughput: the composed sim graph practising (`rig up sim --practice`): env steps/s through ROS and
-   the trainer's gradient steps/s, next to the direct learner's (bench/results/learn_reach.json).
-3. Learning through the graph: `make demo`'s pipeline with --practice-steps and --goals image goals,
-   median final hand distance next to the direct learner's at the same step count (target: within 20%).
+2. throughput: the sim graph practising (`rig up sim --practice`): env steps/s through ROS and the
+   trainer's gradient steps/s.
+3. learning: `make demo`'s pipeline (`rig up`, trainer in its own process) with --practice-steps and
+   --goals image goals: median final hand distance and wall time next to the direct learner's
+   (bench/results/learn_reach.json). Target: wall within 1.2x, distance no worse.
+4. actors: two actors (env0, env1: one process each) with half the steps each, against 3.
+   Target: >= 1.6x the env steps/s of one actor, the same distance.
+5. launch: 3 with the graph started by the real `ros2 launch` from a colcon build (where the
+   tooling is installed), ended with Ctrl-C.
 
-Writes bench/results/graph.json and graph.md.
+Writes bench/results/graph.json and graph.md (with the host and command of every figure).
 """
 from __future__ import annotations
 
@@ -111,12 +116,15 @@ def throughput(seconds: float = 60.0) -> dict:
     up = argparse.Namespace(graph='sim', task='reach', arm='sawyer', data_dir=str(data / 'data'),
                             practice=True, params_file=[])
     with Graph(up, extra_ros_args=['--log-level', 'warn']) as g:
-        policy, trainer = g.node('policy'), g.node('trainer').trainer
-        g.spin_until(lambda: trainer.counters['vae_fits'] > 0, 300)  # past VAE pretraining
-        s0, u0, t0 = policy.commands_sent, trainer.counters['updates'], time.perf_counter()
+        policy = g.node('policy')
+
+        def updates() -> int:   # the trainer process's, from rig/trainer_status
+            return g.trainer_status.get('counters', {}).get('updates', 0)
+        g.spin_until(lambda: g.trainer_status.get('counters', {}).get('vae_fits', 0) > 0, 300)  # pretrained
+        s0, u0, t0 = policy.commands_sent, updates(), time.perf_counter()
         g.spin_until(timeout=seconds)
         dt = time.perf_counter() - t0
-        steps, updates = policy.commands_sent - s0, trainer.counters['updates'] - u0
+        steps, updates = policy.commands_sent - s0, updates() - u0
     direct = {}
     learn = RESULTS / 'learn_reach.json'
     if learn.exists():
@@ -125,23 +133,133 @@ def throughput(seconds: float = 60.0) -> dict:
             'direct_learner': {k: v for k, v in direct.items() if k.endswith('per_s')}}
 
 
-def learning(practice_steps: int, goals: int) -> dict:
+def learning(practice_steps: int, goals: int, round_steps: int = 0, namespaces: tuple[str, ...] = ()) -> dict:
+    """`make demo`'s pipeline (trainer in its own process) next to the direct learner's figure;
+    with namespaces, several actors practise practice_steps each."""
     import shutil
 
     from rig import demo
-    out = RESULTS / 'runs' / 'graph_reach'
+    name = 'graph_reach' + ('_rounds' if round_steps else '') + (f'_{len(namespaces)}actors' if namespaces else '')
+    out = RESULTS / 'runs' / name
     shutil.rmtree(out, ignore_errors=True)  # from scratch: an old data dir would be resumed from
-    demo.main(['--practice-steps', str(practice_steps), '--goals', str(goals), '--out', str(out)])
+    demo.main(['--practice-steps', str(practice_steps), '--goals', str(goals), '--round-steps', str(round_steps),
+               '--out', str(out)] + (['--namespaces', *namespaces] if namespaces else []))
     summary = json.loads((out / 'summary.json').read_text())
-    result = {'practice_steps': practice_steps, 'goals': goals,
+    section = 'actors' if namespaces else 'learning'
+    result = {'practice_steps': practice_steps, 'goals': goals, 'round_steps': round_steps,
+              'actors': summary['actors'],
               'graph_median_final_distance_m': summary['median_final_distance_m'],
-              'graph_wall_s': summary['times_s']['total_s'], 'trainer': summary['trainer']}
+              'graph_wall_s': summary['times_s']['total_s'], 'times_s': summary['times_s'],
+              'env_steps_per_s': summary['times_s']['practice_env_steps_per_s'],
+              'trainer': summary['trainer'], 'host': host(),
+              'command': f'python -m bench.bench_graph --only {section} --practice-steps '
+                         f'{practice_steps * len(namespaces) if namespaces else practice_steps} --goals {goals}'
+                         + (f' --round-steps {round_steps}' if round_steps else ''),
+              'date': time.strftime('%Y-%m-%d %H:%M:%S')}
+    if namespaces:
+        return result
     learn = RESULTS / 'learn_reach.json'
     if learn.exists():
         direct = json.loads(learn.read_text())
         result['direct_median_final_distance_m'] = direct.get('median_final_hand_distance_m')
+        result['direct_wall_s'] = direct.get('median_wall_s')
         result['direct_steps'] = direct.get('steps')
+        result['wall_vs_direct'] = result['graph_wall_s'] / direct['median_wall_s']
+        result['target'] = 'wall within 1.2x of the direct learner, final distance no worse'
+        result['meets_target'] = bool(result['wall_vs_direct'] <= 1.2 and result['graph_median_final_distance_m']
+                                      <= result['direct_median_final_distance_m'])
     return result
+
+
+class Launched:
+    """The sim graph started with the real `ros2 launch` (a colcon build of the package, as a user
+    runs it), driven over ROS like the `rig up` graph: `spin_until`, `trainer_status`, `executor`."""
+
+    def __init__(self, work: Path, *launch_args: str):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from std_msgs.msg import String
+
+        from launch_util import VENV_BIN, Running, build_workspace
+        from rig import qos
+        env = build_workspace(work)
+        self.run = Running([str(VENV_BIN / 'ros2'), 'launch', 'rig', 'sim.launch.py', *launch_args], env,
+                           work / 'launch.log')
+        rclpy.init()
+        self.executor = SingleThreadedExecutor()
+        node = rclpy.create_node('bench_monitor')
+        self.trainer_status: dict = {}
+        node.create_subscription(String, '/rig/trainer_status',
+                                 lambda m: setattr(self, 'trainer_status', json.loads(m.data)), qos.LATCHED_QOS)
+        self.executor.add_node(node)
+
+    def spin_until(self, predicate=lambda: False, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while deadline is None or time.monotonic() < deadline:
+            if predicate():
+                return True
+            if self.run.proc.poll() is not None:
+                raise RuntimeError(f'ros2 launch exited ({self.run.proc.returncode}): {self.run.text()[-3000:]}')
+            self.executor.spin_once(timeout_sec=0.05)
+        return predicate()
+
+    def close(self) -> float:
+        """Ctrl-C to the launch; returns how long it took to stop."""
+        import rclpy
+        try:
+            rc = self.run.interrupt(timeout=30)
+            if rc != 0:
+                print(f'ros2 launch exited with {rc} on Ctrl-C', file=sys.stderr)
+            return self.run.stopped_in
+        finally:
+            self.run.kill()
+            rclpy.try_shutdown()
+
+
+def launch_learning(practice_steps: int, goals: int) -> dict:
+    """The learning figure with the graph started by the real `ros2 launch` (one process per node)."""
+    import shutil
+    import tempfile
+
+    from launch_util import tooling_missing
+    from rig import demo
+    missing = tooling_missing()
+    if missing:
+        return {'skipped': missing}
+    out = RESULTS / 'runs' / 'graph_reach_launch'
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    opts = demo.parse(['--practice-steps', str(practice_steps), '--goals', str(goals), '--out', str(out)])
+    with tempfile.TemporaryDirectory(prefix='rig-bench-ws-') as work:
+        t_start = time.time()
+        g = Launched(Path(work), 'practice:=true', f'data_dir:={out / "data"}')
+        try:
+            print(demo.run(g, opts, [''], out, t_start))
+        finally:
+            stop_s = g.close()
+    summary = json.loads((out / 'summary.json').read_text())
+    result = {'practice_steps': practice_steps, 'goals': goals, 'actors': summary['actors'],
+              'graph_median_final_distance_m': summary['median_final_distance_m'],
+              'graph_wall_s': summary['times_s']['total_s'], 'times_s': summary['times_s'],
+              'env_steps_per_s': summary['times_s']['practice_env_steps_per_s'], 'ctrl_c_s': stop_s,
+              'trainer': summary['trainer'], 'host': host(),
+              'command': f'python -m bench.bench_graph --only launch --practice-steps {practice_steps} --goals {goals}',
+              'date': time.strftime('%Y-%m-%d %H:%M:%S')}
+    learn = RESULTS / 'learn_reach.json'
+    if learn.exists():
+        direct = json.loads(learn.read_text())
+        result['direct_median_final_distance_m'] = direct.get('median_final_hand_distance_m')
+        result['direct_wall_s'] = direct.get('median_wall_s')
+        result['wall_vs_direct'] = result['graph_wall_s'] / direct['median_wall_s']
+        result['target'] = 'wall within 1.2x of the direct learner, final distance no worse'
+        result['meets_target'] = bool(result['wall_vs_direct'] <= 1.2 and result['graph_median_final_distance_m']
+                                      <= result['direct_median_final_distance_m'])
+    return result
+
+
+def host() -> str:
+    import platform
+    return f'{platform.node()}: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}'
 
 
 def main(argv=None) -> int:
@@ -149,8 +267,10 @@ def main(argv=None) -> int:
     parser.add_argument('--skip-learn', action='store_true')
     parser.add_argument('--practice-steps', type=int, default=10000)
     parser.add_argument('--goals', type=int, default=50)
+    parser.add_argument('--round-steps', type=int, default=0,
+                        help='pause practice every N steps for the trainer (recorded as learning_rounds)')
     parser.add_argument('--throughput-seconds', type=float, default=60.0)
-    parser.add_argument('--only', choices=['latency', 'throughput', 'learning'],
+    parser.add_argument('--only', choices=['latency', 'throughput', 'learning', 'actors', 'launch'],
                         help='run one section; the others keep their last results in graph.json')
     args = parser.parse_args(argv)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
@@ -172,13 +292,79 @@ def main(argv=None) -> int:
               f"{tp['graph_grad_steps_per_s']:.0f} gradient steps/s; direct learner: {tp['direct_learner']}",
               flush=True)
     if args.only in (None, 'learning') and not args.skip_learn:
-        out['learning'] = learning(args.practice_steps, args.goals)
-        ln = out['learning']
+        key = 'learning_rounds' if args.round_steps else 'learning'
+        out[key] = learning(args.practice_steps, args.goals, args.round_steps)
+        ln = out[key]
         print(f"reach through graph + bags after {ln['practice_steps']} steps: median final distance "
-              f"{ln['graph_median_final_distance_m']:.3f} m; direct learner "
-              f"{ln.get('direct_median_final_distance_m')}", flush=True)
+              f"{ln['graph_median_final_distance_m']:.3f} m, wall {ln['graph_wall_s']:.0f} s; direct learner "
+              f"{ln.get('direct_median_final_distance_m')} m, {ln.get('direct_wall_s')} s", flush=True)
+    if args.only in (None, 'actors') and not args.skip_learn:
+        out['actors'] = actors(out.get('learning'), args.practice_steps // 2, args.goals)
+        a = out['actors']
+        print(f"two actors x {a['practice_steps']} steps: {a['env_steps_per_s']:.0f} env steps/s "
+              f"({a.get('env_steps_vs_one_actor', float('nan')):.2f}x one actor's), median final distance "
+              f"{a['graph_median_final_distance_m']:.3f} m", flush=True)
+    if args.only in (None, 'launch') and not args.skip_learn:
+        out['launch'] = launch_learning(args.practice_steps, args.goals)
+        ln = out['launch']
+        if 'skipped' in ln:
+            print(f"through ros2 launch: skipped ({ln['skipped']})")
+        else:
+            print(f"reach through ros2 launch after {ln['practice_steps']} steps: median final distance "
+                  f"{ln['graph_median_final_distance_m']:.3f} m, wall {ln['graph_wall_s']:.0f} s, "
+                  f"Ctrl-C {ln['ctrl_c_s']:.1f} s", flush=True)
     path.write_text(json.dumps(out, indent=2))
+    (RESULTS / 'graph.md').write_text(markdown(out))
     return 0
+
+
+def actors(one: dict | None, practice_steps: int, goals: int) -> dict:
+    """Two actors (env0, env1: one process, one trainer process) practising practice_steps each,
+    against one actor practising twice as many (the learning section)."""
+    result = learning(practice_steps, goals, namespaces=('env0', 'env1'))
+    result['target'] = "env steps/s >= 1.6x one actor's; the same final distance"
+    if one:
+        result['one_actor'] = {k: one[k] for k in ('practice_steps', 'env_steps_per_s', 'graph_wall_s',
+                                                   'graph_median_final_distance_m') if k in one}
+        if 'env_steps_per_s' in one:
+            result['env_steps_vs_one_actor'] = result['env_steps_per_s'] / one['env_steps_per_s']
+            result['meets_target'] = bool(result['env_steps_vs_one_actor'] >= 1.6)
+    return result
+
+
+def markdown(out: dict) -> str:
+    """graph.md: every section's figures, each with the command that produced it."""
+    lines = ['# Node graph figures', '', 'Written by `python -m bench.bench_graph` (`make bench`); JSON: graph.json.', '']
+    if 'latency' in out:
+        lat = out['latency']
+        lines += ['## Frame -> rig/cmd latency (encoder, policy, safety filter: one process each)', '',
+                  f"p50 {lat['p50_ms']:.2f} ms (target <= 5), p99 {lat['p99_ms']:.2f} ms (target <= 20), "
+                  f"{lat['answered']}/{lat['frames']} frames answered. `python -m bench.bench_graph --only latency`", '']
+    if 'throughput' in out:
+        tp = out['throughput']
+        lines += ['## Lockstep practice throughput (`rig up sim --practice`)', '',
+                  f"{tp['graph_env_steps_per_s']:.0f} env steps/s, trainer {tp['graph_grad_steps_per_s']:.0f} "
+                  f"gradient steps/s over {tp['seconds']:.0f} s. `python -m bench.bench_graph --only throughput`", '']
+    rows = [(k, out[k]) for k in ('learning', 'learning_rounds', 'actors', 'launch')
+            if k in out and 'skipped' not in out[k]]
+    if rows:
+        lines += ['## Learning reach through the graph (trainer in its own process) vs the direct learner', '',
+                  '| run | actors x practice steps | env steps/s | wall (s) | median final distance (m) | '
+                  'direct learner: wall (s), distance (m) | host | command |', '|---|---|---|---|---|---|---|---|']
+        for key, r in rows:
+            direct = (f"{r['direct_wall_s']:.0f}, {r['direct_median_final_distance_m']:.3f}"
+                      if r.get('direct_wall_s') else '')
+            lines.append(f"| {key} | {len(r.get('actors', ['/']))} x {r['practice_steps']} | "
+                         f"{r.get('env_steps_per_s', float('nan')):.0f} | {r['graph_wall_s']:.0f} | "
+                         f"{r['graph_median_final_distance_m']:.3f} | {direct} | {r.get('host', '')} | "
+                         f"`{r.get('command', '')}` |")
+        for key, r in rows:
+            if 'meets_target' in r:
+                extra = (f" (wall {r['wall_vs_direct']:.2f}x the direct learner's)" if 'wall_vs_direct' in r else
+                         f" (env steps/s {r['env_steps_vs_one_actor']:.2f}x one actor's)")
+                lines.append(f"\n{key}: target {r['target']}{extra}: {'met' if r['meets_target'] else 'NOT met'}.")
+        lines.append('')
+    return '\n'.join(lines) + '\n'
 
 
 if __name__ == '__main__':

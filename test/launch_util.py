@@ -77,12 +77,15 @@ def build_workspace(root: Path) -> dict:
 
 # Verbs that count what is in the ROS graph: asked without the CLI's daemon, whose cache can still hold
 # a node of the previous test for a while (a stale extra subscriber on /joint_states was seen), and
-# given 2 s of discovery of their own.
+# given 5 s of discovery of their own: with 2 s a fresh CLI participant saw only a part of a 6-node
+# graph in 4 of 6 tries (it hears some participants only from their periodic announcements, 3 s
+# apart in Fast DDS); with 5 s it saw all of it in 6 of 6.
 _NO_DAEMON = {('topic', 'info'), ('topic', 'list'), ('node', 'list')}
+_SPIN_S = '5'
 
 
 def ros2(env: dict, *args: str, timeout: float = 30.0) -> subprocess.CompletedProcess:
-    argv = list(args) + (['--no-daemon', '--spin-time', '2'] if tuple(args[:2]) in _NO_DAEMON else [])
+    argv = list(args) + (['--no-daemon', '--spin-time', _SPIN_S] if tuple(args[:2]) in _NO_DAEMON else [])
     return subprocess.run([str(VENV_BIN / 'ros2'), *argv], env=env, capture_output=True, text=True,
                           timeout=timeout)
 

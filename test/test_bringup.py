@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import ast
+import os
+import re
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -59,6 +64,7 @@ def test_plan_sets_up_the_documented_cells():
     assert ('joint_states', '/joint_states') in ur['arm_adapter'].remappings
     assert ur['arm_adapter'].parameters['output'] == 'none'
     assert ('rig/cmd', '/servo_node/delta_twist_cmds') in ur['safety_filter'].remappings
+    assert ('rig/cmd', '/servo_node/delta_twist_cmds') in ur['recorder'].remappings, 'bags hold what Servo got'
     assert ur['policy'].parameters['reset_service'] == ''
 
 
@@ -185,6 +191,7 @@ def test_rig_up_two_actors_feed_one_trainer_and_ctrl_c_is_clean(tmp_path):
     assert rc == 0, log[-4000:]
     assert run.stopped_in < 5.0, f'Ctrl-C took {run.stopped_in:.1f} s'
     assert 'Traceback' not in log and 'FAILED' not in log, log[-4000:]
+    assert re.search(r'rig up: /env1 runs as process \d+', log), 'the second actor is a process of its own'
     for actor in ('env0', 'env1'):
         assert_last_bag_ends_cleanly(data, actor + '_ep')
 
@@ -205,3 +212,66 @@ def test_rig_up_actors_without_a_trainer_practise_from_a_given_checkpoint(tmp_pa
     assert '/trainer' not in log.split('configuration')[0], 'the plan holds no trainer'
     assert len(list_closed_bags(data)) >= 3, log
     assert not (data / 'checkpoints').exists(), 'no trainer wrote checkpoints'
+
+
+def _trainer_pid(run) -> int:
+    run.wait_for_log(r'rig up: /trainer runs as process \d+', 60)
+    return int(re.search(r'rig up: /trainer runs as process (\d+)', run.text()).group(1))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f'/proc/{pid}/stat').read_text().split(') ')[-1][0] != 'Z'   # a zombie has ended
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_rig_up_reports_a_dead_trainer_process_and_the_actors_go_on(tmp_path):
+    """The trainer process killed (as the OOM killer would): rig up says so loudly, the actors keep
+    practising and recording, Ctrl-C still stops them cleanly, and the exit code is 1."""
+    from launch_util import FAST_TRAINER, assert_last_bag_ends_cleanly, running
+    from rig_trainer.bags import list_closed_bags
+    fast = tmp_path / 'fast.yaml'
+    fast.write_text(FAST_TRAINER)
+    data = tmp_path / 'data'
+    with running(RIG + ['up', 'sim', '--practice', '--data-dir', str(data), '--params-file', str(fast)],
+                 node_env(), tmp_path / 'rig_up.log', cwd=tmp_path) as run:
+        pid = _trainer_pid(run)
+        run.wait_for_log(r'\[policy\]: policy using', 120)
+        os.kill(pid, signal.SIGKILL)
+        run.wait_for_log(r'/trainer FAILED \(its process exited with code -9\); the other nodes go on', 20)
+        n = len(list_closed_bags(data))
+        run.wait_for(lambda: len(list_closed_bags(data)) >= n + 3, 60, 'actors practising on without a trainer')
+        rc = run.interrupt(timeout=30)
+        log = run.text()
+    assert rc == 1 and 'failed nodes: /trainer' in log, log[-3000:]
+    assert run.stopped_in < 5.0, f'Ctrl-C took {run.stopped_in:.1f} s'
+    assert 'Traceback' not in log, log[-3000:]
+    assert_last_bag_ends_cleanly(data, 'actor0_ep')
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_the_trainer_process_does_not_outlive_a_killed_rig_up(tmp_path):
+    """rig up SIGKILLed (no chance to stop anything): its trainer process gets SIGINT from the kernel
+    and stops by itself, leaving an intact checkpoint; no orphan trains on."""
+    from launch_util import FAST_TRAINER, running
+    from rig_learn import checkpoint as ck
+    from rig_trainer.online import latest_checkpoint
+    fast = tmp_path / 'fast.yaml'
+    fast.write_text(FAST_TRAINER)
+    data = tmp_path / 'data'
+    with running(RIG + ['up', 'sim', '--practice', '--data-dir', str(data), '--params-file', str(fast)],
+                 node_env(), tmp_path / 'rig_up.log', cwd=tmp_path) as run:
+        pid = _trainer_pid(run)
+        run.wait_for_log(r'\[trainer\]: ingested', 120)
+        run.proc.kill()   # rig up only, not its process group: the trainer must notice by itself
+        run.proc.wait()
+        deadline = time.monotonic() + 10
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not _alive(pid), 'the trainer process outlived rig up'
+    ck.read_manifest(latest_checkpoint(data / 'checkpoints'))   # the newest checkpoint is whole

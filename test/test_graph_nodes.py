@@ -181,6 +181,58 @@ def test_policy_answers_each_latent_in_time_and_refuses_a_mismatched_checkpoint(
     assert 'refusing checkpoint' in text and "task: checkpoint has 'push'" in text
 
 
+def test_a_new_operator_goal_answers_the_frame_that_came_before_it(ros_node, tmp_path):
+    """In lockstep the frame after a reset comes before the operator's goal and there is no other
+    until a command: the policy answers it when the goal comes (if still fresh), not a stall later."""
+    ckpt = make_checkpoint(tmp_path / 'ckpt', grad_steps=10)
+    node = ros_node
+    cmds: list[TwistStamped] = []
+    node.create_subscription(TwistStamped, 'rig/cmd_raw', cmds.append, qos.COMMAND_QOS)
+    lat_pub = node.create_publisher(Image, 'rig/latent', qos.LATENT_QOS)
+    goal_pub = node.create_publisher(Image, 'rig/goal_latent', qos.GOAL_LATENT_QOS)
+
+    def latent():
+        msg = latent_to_msg(np.zeros(4), np.zeros(4), Image().header)
+        msg.header.stamp = node.get_clock().now().to_msg()
+        return msg
+
+    def goal():
+        msg = latent_to_msg(np.ones(4), np.zeros(4), Image().header)
+        msg.header.stamp = node.get_clock().now().to_msg()
+        return msg
+    log = tmp_path / 'policy.log'
+    with spawn_node('rig_policy.policy_node', {'checkpoint': str(ckpt), 'task': 'reach', 'operator_steps': 3},
+                    namespace='/g', log_path=log):
+        goal_pub.publish(goal())
+        deadline = time.monotonic() + STARTUP
+        while not cmds and time.monotonic() < deadline:
+            lat_pub.publish(latent())
+            spin_until(node, lambda: bool(cmds), 0.3)
+        assert cmds, log.read_text()
+        for _ in range(5):   # to the end of the 3-step episode: then silent until the next goal
+            n = len(cmds)
+            lat_pub.publish(latent())
+            spin_until(node, lambda: len(cmds) > n, 0.5)
+        n = len(cmds)
+        lat_pub.publish(latent())
+        assert not spin_until(node, lambda: len(cmds) > n, 0.5), 'silent after its episode'
+        waiting = latent()
+        lat_pub.publish(waiting)
+        spin_until(node, lambda: False, 0.05)
+        goal_pub.publish(goal())
+        assert spin_until(node, lambda: len(cmds) > n, 0.5), 'the waiting frame is answered at once'
+        assert stamp_of(cmds[-1]) == stamp_of(waiting)
+        # A frame that waited too long (> max_latency_s) is not acted on.
+        for _ in range(5):
+            lat_pub.publish(latent())
+            spin_until(node, lambda: False, 0.1)
+        n = len(cmds)
+        lat_pub.publish(latent())
+        spin_until(node, lambda: False, 0.4)
+        goal_pub.publish(goal())
+        assert not spin_until(node, lambda: len(cmds) > n, 0.5), 'a stale frame is not answered'
+
+
 def test_practice_mode_runs_episodes_with_imagined_goals_and_resets(ros_node, tmp_path):
     ckpt = make_checkpoint(tmp_path / 'ckpt')
     node = ros_node

@@ -6,6 +6,7 @@ running nodes did (topics connected, bags written and ingested, parameters in ef
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 
@@ -146,7 +147,8 @@ def test_robot_launch_for_a_servo_cell(ws, tmp_path):
                      log_path=tmp_path / 'launch.log') as run:
         _wait_for_nodes(ws, run, {f'/cell1/{n}' for n in ('camera', 'encoder', 'policy', 'safety_filter',
                                                            'arm_adapter', 'recorder')})
-        run.wait_for(lambda: topic_counts(ws, '/servo_node/delta_twist_cmds')[0] == 1, 30, 'the filter feeding Servo')
+        run.wait_for(lambda: topic_counts(ws, '/servo_node/delta_twist_cmds') == (1, 1), 30,
+                     'the filter feeding Servo, the recorder recording what it is sent')
         run.wait_for(lambda: topic_counts(ws, '/joint_states')[1] == 1, 30,
                      'the namespaced cell hearing the root driver on /joint_states')
         assert param_value(ws, '/cell1/policy', 'reset_service') == '', 'no reset between practice episodes'
@@ -241,6 +243,14 @@ def test_readme_operator_commands_against_a_running_sim_launch(ws, tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr
         run.wait_for_log(r'\[encoder\]: new goal image 48x48', 30, count=2)
         run.wait_for_log(r'\[policy\]: new operator goal', 30)
+        r = ros2(ws, 'service', 'call', '/sim/state', 'std_srvs/srv/Trigger', timeout=60)
+        m = re.search(r'message=\'(.*)\'\)', r.stdout)
+        assert m, r.stdout + r.stderr
+        state = json.loads(m.group(1))
+        assert state['distance'] >= 0 and len(state['goal_state']) == len(state['state']), state
+        r = ros2(ws, 'topic', 'echo', '--once', '--qos-durability', 'transient_local', '--qos-reliability',
+                 'reliable', '/policy/checkpoint', timeout=60)
+        assert re.search(r"data: .*ckpt_\d+", r.stdout), r.stdout + r.stderr
         names = [n for exe in ('sim_bridge', 'encoder', 'policy', 'safety_filter', 'recorder', 'trainer')
                  for n in _process_names(run.text(), exe)]
         _assert_clean_stop(run, names)

@@ -1,20 +1,30 @@
-"""`rig up`: bring up a node graph in one process, as a component container would (pip-only machines).
+"""`rig up`: bring up a node graph from one command, as a component container would (pip-only machines).
 
     rig up sim --task reach --namespaces env0 env1 --practice --duration 600
     rig up robot --arm ur5e --dry-run
 
 The nodes, their parameter files, remappings and the argument -> parameter mapping come from
-`rig.graph.plan`, the same plan the launch files run. All nodes share one executor; the trainer trains
-in its own thread. Ctrl-C (or --duration) runs `rig.node_main.stop_nodes`, the shutdown every node
-executable uses: zero commands first, the open episode ended and its bag closed, then teardown.
+`rig.graph.plan`, the same plan the launch files run. The first actor's nodes share one executor in
+this process; every further actor is a process of its own (`rig up <graph> --namespaces NS
+--no-trainer`), and so is the trainer (`python -m rig_trainer.trainer_node`, what `ros2 run rig
+trainer` starts): actors and trainer run in parallel on as many cores as there are, as under `ros2
+launch`. The trainer's progress comes back on `rig/trainer_status` (`Graph.trainer_status`). Ctrl-C
+(or --duration) runs `rig.node_main.stop_nodes`, the shutdown every node executable uses (zero
+commands first, the open episode ended and its bag closed, then teardown), while the processes, sent
+SIGINT, do the same.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
 import signal
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 from rig import graph
 
@@ -37,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--duration', type=float, default=0.0, help='stop after this many seconds (0: run)')
     parser.add_argument('--params-file', action='append', default=[],
                         help="extra parameter file(s), applied after the graph's own")
+    parser.add_argument('--log-level', choices=['debug', 'info', 'warn', 'error'], default=None,
+                        help="the nodes' ROS log level (default: info)")
     parser.add_argument('--dry-run', action='store_true', help='check the configuration, print the graph, exit')
 
 
@@ -102,31 +114,125 @@ def describe(nodes: list[graph.NodeLaunch]) -> str:
     return '\n'.join(lines)
 
 
+class ChildProcess:
+    """A part of the graph run as its own process: stopped with SIGINT as launch stops its processes,
+    and given SIGINT by the kernel should `rig up` die first (`rig.node_main.PARENT_ENV`)."""
+
+    #: SIGINT -> SIGTERM -> SIGKILL, as launch escalates.
+    SIGINT_GRACE_S = 5.0
+    SIGTERM_GRACE_S = 2.0
+
+    def __init__(self, name: str, argv: list[str]):
+        from rig.node_main import PARENT_ENV
+        self.name = name
+        self.proc = subprocess.Popen(argv, env=dict(os.environ, **{PARENT_ENV: str(os.getpid())}))
+        self.interrupted_at: float | None = None
+
+    @classmethod
+    def node(cls, n: graph.NodeLaunch, param_files: list[str], ros_args: list[str], workdir: Path):
+        """A node as `ros2 run` would start it: the same parameter files, node parameters and
+        remappings it would get in-process or from launch."""
+        import yaml
+        argv = [sys.executable, '-m', n.spec.factory.split(':')[0], '--ros-args', '-r', f'__node:={n.spec.name}']
+        if n.namespace:
+            argv += ['-r', f'__ns:={n.namespace}']
+        files = list(param_files)
+        if n.parameters:   # the plan's node parameters win over the files, as in launch
+            own = workdir / f'{n.spec.name}.yaml'
+            own.write_text(yaml.safe_dump({n.full_name: {'ros__parameters': dict(n.parameters)}}))
+            files.append(str(own))
+        argv += [a for f in files for a in ('--params-file', f)]
+        argv += [a for src, dst in n.remappings for a in ('-r', f'{src}:={dst}')]
+        return cls(n.full_name, argv + ros_args)
+
+    @classmethod
+    def actor(cls, args, namespace: str):
+        """One more actor: `rig up <graph> --namespaces NS --no-trainer` with the same arguments."""
+        argv = [sys.executable, '-m', 'rig', 'up', args.graph, '--namespaces', namespace, '--no-trainer']
+        for a in graph.ARGUMENTS:
+            value = getattr(args, a.name, None)
+            if a.name in ('namespace', 'trainer', 'params_file') or value is None:
+                continue
+            option = f'--{a.name.replace("_", "-")}'
+            argv += [option if value else f'--no-{a.name.replace("_", "-")}'] if a.is_flag else [option, str(value)]
+        argv += [a for f in getattr(args, 'params_file', None) or [] for a in ('--params-file', f)]
+        if getattr(args, 'log_level', None):
+            argv += ['--log-level', args.log_level]
+        return cls(namespace, argv)
+
+    def exit_code(self) -> int | None:
+        return self.proc.poll()
+
+    def interrupt(self) -> None:
+        if self.proc.poll() is None and self.interrupted_at is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.interrupted_at = time.monotonic()
+
+    def wait(self, log) -> int:
+        """Wait for the exit after `interrupt()`, escalating as launch does; returns the exit code."""
+        self.interrupt()
+        start = self.interrupted_at or time.monotonic()
+        try:
+            return self.proc.wait(timeout=max(0.0, self.SIGINT_GRACE_S - (time.monotonic() - start)))
+        except subprocess.TimeoutExpired:
+            log(f'{self.name} still running {self.SIGINT_GRACE_S:.0f} s after SIGINT: SIGTERM')
+            self.proc.terminate()
+        try:
+            return self.proc.wait(timeout=self.SIGTERM_GRACE_S)
+        except subprocess.TimeoutExpired:
+            log(f'{self.name} ignored SIGTERM: SIGKILL')
+            self.proc.kill()
+            return self.proc.wait()
+
+
 class Graph:
-    """A composed graph: its nodes in one executor. `with Graph(args) as g: g.spin_until(...)`."""
+    """A graph brought up: the actors' nodes in one executor, the trainer in its own process.
+    `with Graph(args) as g: g.spin_until(...)`."""
 
     def __init__(self, args, extra_ros_args: list[str] | None = None):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.parameter import Parameter
         from rclpy.signals import SignalHandlerOptions
+        from std_msgs.msg import String
 
-        from rig.node_main import CallbackGuard
+        from rig import qos
+        from rig.node_main import CallbackGuard, stop_with_parent
 
-        self.plan = plan(args)
-        ros_args = (['--ros-args'] + [a for f in parameter_files(args) for a in ('--params-file', f)]
-                    + (extra_ros_args or []))
-        # Our own SIGINT handling: the arm must get its zero command before the context goes down.
-        rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
+        full = plan(args)
+        #: The first actor's nodes run here; each further actor is a process of its own (so actors
+        #: scale with cores, as under launch), as is the trainer.
+        self.actors = list(dict.fromkeys(n.namespace for n in full if n.spec.per_actor))
+        self.plan = [n for n in full if not n.spec.per_actor or n.namespace == self.actors[0]]
+        extra_ros_args = list(extra_ros_args or [])
+        if getattr(args, 'log_level', None):
+            extra_ros_args += ['--log-level', args.log_level]
+        files = parameter_files(args)
+        ros_args = ['--ros-args'] + [a for f in files for a in ('--params-file', f)] + extra_ros_args
         self.stop_requested = False
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
-        self.executor = SingleThreadedExecutor()
-        self.guard = CallbackGuard(lambda text: print(f'rig up: {text}', file=sys.stderr))
         self.nodes: dict[str, object] = {}
+        self.processes: dict[str, ChildProcess] = {}
         self.failed: dict[str, str] = {}
+        self.trainer_status: dict = {}   # the newest rig/trainer_status ({} until the first)
+        self._workdir = tempfile.TemporaryDirectory(prefix='rig-up-')
+        self.executor = None
+        self.guard = CallbackGuard(self._log)
         try:
+            # Processes first: nothing is forked once DDS threads run in this one.
             for n in self.plan:
+                if n.spec.own_process:
+                    self._start(ChildProcess.node(n, files, extra_ros_args, Path(self._workdir.name)))
+            for ns in self.actors[1:]:
+                self._start(ChildProcess.actor(args, ns))
+            # Our own SIGINT handling: the arm must get its zero command before the context goes down.
+            rclpy.init(args=ros_args, signal_handler_options=SignalHandlerOptions.NO)
+            signal.signal(signal.SIGINT, self._on_signal)
+            signal.signal(signal.SIGTERM, self._on_signal)
+            stop_with_parent()   # an actor process of another `rig up`: stop when it dies
+            self.executor = SingleThreadedExecutor()
+            for n in self.plan:
+                if n.spec.own_process:
+                    continue
                 cls = _resolve(n.spec.factory)
                 overrides = [Parameter(k, value=v) for k, v in n.parameters.items()]
                 remaps = [a for src, dst in n.remappings for a in ('-r', f'{src}:={dst}')]
@@ -134,39 +240,74 @@ class Graph:
                            cli_args=['--ros-args', *remaps] if remaps else None)
                 self.executor.add_node(node)
                 self.nodes[n.full_name] = node
+            trainers = [n for n in self.plan if n.spec.name == 'trainer']
+            if trainers:
+                self.monitor = rclpy.create_node('rig_up_monitor')
+                self.monitor.create_subscription(String, f'{trainers[0].namespace}/rig/trainer_status',
+                                                 self._on_trainer_status, qos.LATCHED_QOS)
+                self.executor.add_node(self.monitor)
+                self.nodes['/rig_up_monitor'] = self.monitor
         except BaseException:
             self.close()
             raise
 
+    def _start(self, proc: ChildProcess) -> None:
+        self.processes[proc.name] = proc
+        self._log(f'{proc.name} runs as process {proc.proc.pid}')
+
+    @staticmethod
+    def _log(text: str) -> None:
+        print(f'rig up: {text}', file=sys.stderr, flush=True)
+
     def _on_signal(self, signum, frame):
         self.stop_requested = True
+
+    def _on_trainer_status(self, msg) -> None:
+        self.trainer_status = json.loads(msg.data)
 
     def node(self, name: str):
         return self.nodes[name if name.startswith('/') else '/' + name]
 
     def spin_until(self, predicate=lambda: False, timeout: float | None = None) -> bool:
         """Spin all nodes until predicate() holds, timeout passes or a stop is requested. A node that
-        fails is reported loudly and the others go on."""
+        fails (a node's error, a node process that exits) is reported loudly and the others go on."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.stop_requested and (deadline is None or time.monotonic() < deadline):
             if predicate():
                 return True
             self.guard.spin_once(self.executor, 0.05)
-            for name, node in self.nodes.items():
-                error = getattr(node, 'error', None)
-                if error is not None and name not in self.failed:
-                    self.failed[name] = f'{type(error).__name__}: {error}'
-                    print(f'rig up: {name} FAILED ({self.failed[name]}); the other nodes go on',
-                          file=sys.stderr)
+            self._check_nodes()
         return predicate()
+
+    def _check_nodes(self) -> None:
+        for name, node in self.nodes.items():
+            error = getattr(node, 'error', None)
+            if error is not None and name not in self.failed:
+                self._fail(name, f'{type(error).__name__}: {error}')
+        for name, proc in self.processes.items():
+            code = proc.exit_code()
+            if code is not None and proc.interrupted_at is None and name not in self.failed:
+                self._fail(name, f'its process exited with code {code}')
+
+    def _fail(self, name: str, why: str) -> None:
+        self.failed[name] = why
+        self._log(f'{name} FAILED ({why}); the other nodes go on')
 
     def close(self) -> None:
         import rclpy
 
         from rig.node_main import stop_nodes
-        stop_nodes(list(self.nodes.values()), self.executor,
-                   log=lambda text: print(f'rig up: {text}', file=sys.stderr))
+        for proc in self.processes.values():   # stops alongside the nodes here
+            proc.interrupt()
+        if self.executor is not None:
+            stop_nodes(list(self.nodes.values()), self.executor, log=self._log)
         self.nodes = {}
+        for name, proc in self.processes.items():
+            code = proc.wait(self._log)
+            if code != 0 and name not in self.failed:
+                self._fail(name, f'its process exited with code {code} on the way out')
+        self.processes = {}
+        self._workdir.cleanup()
         rclpy.try_shutdown()
 
     def __enter__(self):
@@ -190,9 +331,10 @@ def run(args) -> int:
     if args.dry_run:
         print('configuration OK (dry run: nothing started)')
         return 0
-    with Graph(args) as g:
+    g = Graph(args)
+    with g:
         g.spin_until(timeout=args.duration if args.duration > 0 else None)
-        failed = dict(g.failed)
+    failed = g.failed
     if failed:
         print('rig up: failed nodes: ' + '; '.join(f'{k}: {v}' for k, v in failed.items()), file=sys.stderr)
     return 1 if failed else 0

@@ -11,7 +11,7 @@ import sys
 SUBCOMMANDS = {
     'train': ('rig_learn.cli_train', 'train RIG on a simulated task (no ROS)'),
     'eval': ('rig_learn.cli_eval', 're-evaluate a run directory or checkpoint on image goals'),
-    'up': ('rig.bringup', 'bring up the node graph in one process (pip-only machines)'),
+    'up': ('rig.bringup', 'bring up the node graph without ros2 launch (pip-only machines)'),
     'goal': ('rig.goal', 'publish an operator goal image'),
     'calibrate-view': ('rig_perception.calibrate_view', 'save a PNG showing the crop on a live frame'),
 }

@@ -1,10 +1,11 @@
 """`make demo`: RIG end to end in simulation, through the real node graph.
 
-1. Bring up the simulated graph in one process (sim bridge, encoder, policy, safety filter, recorder,
-   trainer: what `rig up sim` composes), with a fresh data directory.
-2. Practise from scratch on `reach`, in rounds: the policy imagines goals from the VAE prior; every
-   episode is recorded to a bag; after each round the trainer catches up on the bags and hot-swaps its
-   checkpoint into encoder and policy, so the next round practises with a better policy.
+1. Bring up the simulated graph as `rig up sim` does (sim bridge, encoder, policy, safety filter and
+   recorder in this process, the trainer in its own), with a fresh data directory.
+2. Practise from scratch on `reach`: the policy imagines goals from the VAE prior; every episode is
+   recorded to a bag; the trainer, in its own process as under `ros2 launch`, learns from the bags
+   meanwhile and hot-swaps its checkpoints into encoder and policy. At the end of practice it catches
+   up on the last bags.
 3. Act as the operator: reset the arm, ask the bridge for a goal image (`sim/sample_goal`), and let
    the policy reach for it.
 4. Write `goals.png` (goal image | reached image, per goal) and `summary.md`/`summary.json` with the
@@ -27,12 +28,15 @@ def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--task', default='reach')
     p.add_argument('--arm', default='sawyer')
-    p.add_argument('--practice-steps', type=int, default=10000)
+    p.add_argument('--practice-steps', type=int, default=10000, help='practice steps of each actor')
+    p.add_argument('--namespaces', nargs='*', default=[],
+                   help='one actor per namespace, all feeding the one trainer (default: one, root); the '
+                        'operator goals go to the first')
     p.add_argument('--goals', type=int, default=6)
-    p.add_argument('--round-steps', type=int, default=1000,
-                   help='practise this many steps, then let the trainer catch up; 0: one round')
+    p.add_argument('--round-steps', type=int, default=0,
+                   help='pause practice every this many steps until the trainer has caught up (0: never)')
     p.add_argument('--train-timeout', type=float, default=600.0,
-                   help='longest wait for the trainer to finish its gradient steps after a round')
+                   help='longest wait for the trainer to catch up (after a round, after practice)')
     p.add_argument('--out', default='')
     return p.parse_args(argv)
 
@@ -45,57 +49,136 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    from tqdm import tqdm
-
     from rig.bringup import Graph
+    from rig.graph import namespaces
+    actors = namespaces(opts.namespaces)
     up = argparse.Namespace(graph='sim', task=opts.task, arm=opts.arm, data_dir=str(out / 'data'),
-                            practice=True, params_file=[])
+                            namespace=' '.join(actors), practice=True, params_file=[], log_level='warn')
     t_start = time.time()
-    print(f'rig demo: task={opts.task} arm={opts.arm}, output in {out}', flush=True)
-    with Graph(up, extra_ros_args=['--log-level', 'warn']) as g:
-        bridge, policy, trainer = g.node('sim_bridge'), g.node('policy'), g.node('trainer').trainer
-        operator = Operator(g)
-
-        # -- practice in rounds: practise, then let the trainer catch up and hot-swap its checkpoint ---
-        # (composed in one process, the trainer thread gets little time while the lockstep loop runs;
-        # rounds keep the data coming from an improving policy, as interleaved training would)
-        def trained():
-            return trainer.caught_up and policy.checkpoint_path == str(trainer.latest)
-
-        step = opts.round_steps if opts.round_steps > 0 else opts.practice_steps
-        rounds = list(range(step, opts.practice_steps, step)) + [opts.practice_steps]
-        with tqdm(total=opts.practice_steps, desc='practice (imagined goals)', unit='step') as bar:
-            for target in rounds:
-                policy.set_practice(True)
-
-                def practising():
-                    c = trainer.counters
-                    bar.set_postfix(episodes=c['episodes'], updates=c['updates'], vae_fits=c['vae_fits'],
-                                    refresh=False)
-                    bar.update(min(policy.commands_sent, target) - bar.n)  # redraws at most every 0.1 s
-                    return policy.commands_sent >= target
-                g.spin_until(practising)
-                policy.set_practice(False)
-                g.spin_until(lambda: False, 1.0)  # the last bag closes and is ingested
-                g.spin_until(trained, timeout=opts.train_timeout)
-        t_practice = time.time() - t_start
-        print(f'policy now runs {Path(policy.checkpoint_path).name}: {trainer.counters}', flush=True)
-
-        # -- operator goals -------------------------------------------------------------------------
-        results = []
-        for k in tqdm(range(opts.goals), desc='operator goals', unit='goal'):
-            results.append(operator.reach_goal(bridge, policy, k))
-    t_total = time.time() - t_start
-    summary = write_report(out, opts, results, trainer.counters,
-                           {'practice_and_training_s': t_practice, 'total_s': t_total})
+    print(f'rig demo: task={opts.task} arm={opts.arm}, actors {[a or "/" for a in actors]}, output in {out}',
+          flush=True)
+    with Graph(up) as g:
+        summary = run(g, opts, actors, out, t_start)
     print(summary)
     return 0
 
 
-class Operator:
-    """Plays the operator over ROS: resets the sim, asks for goal images, watches episodes."""
+def run(g, opts, actors: list[str], out: Path, t_start: float) -> str:
+    """Practise, let the trainer catch up, play the operator, write the report: all over ROS, so it
+    drives any graph brought up with these actors (`rig up`, `ros2 launch`). `g` spins (`spin_until`),
+    holds the newest `trainer_status` and an executor to add this side's nodes to."""
+    from tqdm import tqdm
+    clients = [ActorClient(g, ns) for ns in actors]
+    operator = Operator(g, actors[0])
 
-    def __init__(self, g):
+    def counters() -> dict:   # the trainer process's, from rig/trainer_status
+        return g.trainer_status.get('counters', {'episodes': 0, 'updates': 0, 'vae_fits': 0})
+
+    def trained():
+        s = g.trainer_status
+        return bool(s.get('caught_up')) and all(s.get('latest') == c.checkpoint for c in clients)
+
+    def catch_up(desc: str) -> None:
+        """Practice paused: wait until the trainer has read every bag, done the gradient steps it owes
+        them, and every actor runs its newest checkpoint."""
+        g.spin_until(lambda: False, 1.0)  # the last bags close; the status reflects them
+        with tqdm(desc=desc, unit='update', leave=False) as wait:
+            def done():
+                wait.total = counters()['updates'] + g.trainer_status.get('updates_owed', 0)
+                wait.update(counters()['updates'] - wait.n)
+                return trained()
+            if not g.spin_until(done, timeout=opts.train_timeout):
+                print(f'rig demo: the trainer did not catch up in {opts.train_timeout:.0f} s '
+                      f'({g.trainer_status}); going on', file=sys.stderr)
+
+    # -- practice: the trainer (its own process) learns from the bags meanwhile and hot-swaps its
+    # checkpoints in; with --round-steps, practice pauses every so often until it has caught up
+    def sent() -> int:
+        return sum(min(c.commands, opts.practice_steps) for c in clients)
+
+    step = opts.round_steps if opts.round_steps > 0 else opts.practice_steps
+    rounds = list(range(step, opts.practice_steps, step)) + [opts.practice_steps]
+    practising_s, practised = 0.0, 0
+    with tqdm(total=opts.practice_steps * len(actors), desc='practice (imagined goals)', unit='step') as bar:
+        for target in rounds:
+            for c in clients:
+                c.set_practice(True)
+            before = [c.commands for c in clients]
+            # timed from when every actor is sending commands: not the start-up
+            g.spin_until(lambda: all(c.commands > b for c, b in zip(clients, before)))
+            t0, n0 = time.perf_counter(), sent()
+
+            def practising():
+                c = counters()
+                bar.set_postfix(episodes=c['episodes'], updates=c['updates'], vae_fits=c['vae_fits'],
+                                refresh=False)
+                bar.update(sent() - bar.n)  # redraws at most every 0.1 s
+                for client in clients:     # each actor stops at its own target
+                    if client.commands >= target and client.practising:
+                        client.set_practice(False, wait=False)
+                return all(client.commands >= target for client in clients)
+            g.spin_until(practising)
+            practising_s += time.perf_counter() - t0
+            practised += sent() - n0
+            for c in clients:
+                c.set_practice(False)
+            if target < opts.practice_steps:
+                catch_up(f'round to {target} steps: trainer catching up')
+    t_practised = time.time() - t_start
+    catch_up('trainer catching up on the last bags')
+    t_practice = time.time() - t_start
+    print(f'the actors now run {Path(clients[0].checkpoint).name}: {counters()}', flush=True)
+
+    # -- operator goals -----------------------------------------------------------------------------
+    results = [operator.reach_goal(k) for k in tqdm(range(opts.goals), desc=f'operator goals ({actors[0] or "/"})',
+                                                    unit='goal')]
+    times = {'practice_s': t_practised, 'practice_and_training_s': t_practice, 'total_s': time.time() - t_start,
+             'practising_s': practising_s,
+             'practice_env_steps_per_s': practised / max(practising_s, 1e-9)}
+    return write_report(out, opts, actors, results, counters(), times)
+
+
+class ActorClient:
+    """One actor as seen over ROS: its policy's commands counted, its practice switched with the
+    policy's `rig/practice` service, the checkpoint it runs (`policy/checkpoint`, latched)."""
+
+    def __init__(self, g, namespace: str):
+        import rclpy
+        from geometry_msgs.msg import TwistStamped
+        from std_msgs.msg import String
+        from std_srvs.srv import SetBool
+
+        from rig import qos
+        self.g, self.SetBool = g, SetBool
+        self.node = rclpy.create_node('demo_actor', namespace=namespace or None)
+        g.executor.add_node(self.node)
+        self.commands, self.practising, self.checkpoint = 0, None, ''
+        self.node.create_subscription(TwistStamped, 'rig/cmd_raw', self._on_cmd, qos.COMMAND_QOS)
+        self.node.create_subscription(String, 'policy/checkpoint', self._on_checkpoint, qos.LATCHED_QOS)
+        self.practice = self.node.create_client(SetBool, 'rig/practice')
+
+    def _on_cmd(self, msg) -> None:
+        self.commands += 1
+
+    def _on_checkpoint(self, msg) -> None:
+        self.checkpoint = msg.data
+
+    def set_practice(self, on: bool, wait: bool = True) -> None:
+        if self.practising == on:
+            return
+        self.practising = on
+        if not self.g.spin_until(self.practice.service_is_ready, 60.0):
+            raise RuntimeError(f'{self.practice.srv_name}: no policy answers')
+        future = self.practice.call_async(self.SetBool.Request(data=on))
+        if wait and not self.g.spin_until(future.done, 30.0):
+            raise RuntimeError(f'{self.practice.srv_name} did not answer')
+
+
+class Operator:
+    """Plays the operator over ROS: resets the sim, asks for goal images, watches episodes, and reads
+    the true distances from the bridge's `sim/state` (metrics only)."""
+
+    def __init__(self, g, namespace: str = ''):
         import rclpy
         from sensor_msgs.msg import Image
         from std_msgs.msg import String
@@ -103,12 +186,12 @@ class Operator:
 
         from rig import qos
         self.g = g
-        self.node = rclpy.create_node('demo_operator')
+        self.node = rclpy.create_node('demo_operator', namespace=namespace or None)
         g.executor.add_node(self.node)
-        g.nodes['/demo_operator'] = self.node
         self.Trigger = Trigger
         self.reset = self.node.create_client(Trigger, 'sim/reset')
         self.sample_goal = self.node.create_client(Trigger, 'sim/sample_goal')
+        self.state = self.node.create_client(Trigger, 'sim/state')
         self.events: list[dict] = []
         self.frames: list = []
         self.goal_images: list = []
@@ -121,17 +204,19 @@ class Operator:
         self.frames[:] = [msg]
 
     def call(self, client, timeout=30.0):
+        if not self.g.spin_until(client.service_is_ready, timeout):
+            raise RuntimeError(f'{client.srv_name}: no sim bridge answers')
         future = client.call_async(self.Trigger.Request())
         if not self.g.spin_until(future.done, timeout) or not future.result().success:
             raise RuntimeError(f'{client.srv_name} failed')
         return json.loads(future.result().message)
 
-    def reach_goal(self, bridge, policy, k: int, timeout: float = 120.0) -> dict:
+    def reach_goal(self, k: int, timeout: float = 120.0) -> dict:
         from rig_perception.image_msgs import image_to_numpy
         self.call(self.reset)
-        start_state = bridge.env.scene.state()
         n_goals, n_events = len(self.goal_images), len(self.events)
-        goal_state = np.asarray(self.call(self.sample_goal)['goal_state'])
+        self.call(self.sample_goal)
+        start = self.call(self.state)   # the live scene is restored exactly after the goal's render
         self.g.spin_until(lambda: len(self.goal_images) > n_goals, 10.0)
 
         def done():
@@ -139,20 +224,20 @@ class Operator:
         if not self.g.spin_until(done, timeout):
             raise RuntimeError(f'goal {k}: the policy did not finish its episode in {timeout:.0f} s')
         self.g.spin_until(lambda: False, 0.3)
-        final_state = bridge.env.scene.state()
+        final = self.call(self.state)
         return {
             'goal': k,
-            'goal_state': goal_state.tolist(),
-            'final_state': final_state.tolist(),
-            'start_distance': float(bridge.env.task_distance(start_state, goal_state)),
-            'final_distance': float(bridge.env.task_distance(final_state, goal_state)),
+            'goal_state': start['goal_state'],
+            'final_state': final['state'],
+            'start_distance': start['distance'],
+            'final_distance': final['distance'],
             'steps': next(e['steps'] for e in self.events[n_events:] if e['event'] == 'end'),
             'goal_image': image_to_numpy(self.goal_images[-1]),
             'reached_image': image_to_numpy(self.frames[-1]),
         }
 
 
-def write_report(out: Path, opts, results: list[dict], counters: dict, times: dict) -> str:
+def write_report(out: Path, opts, actors: list[str], results: list[dict], counters: dict, times: dict) -> str:
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -177,15 +262,22 @@ def write_report(out: Path, opts, results: list[dict], counters: dict, times: di
     final = np.array([r['final_distance'] for r in results])
     start = np.array([r['start_distance'] for r in results])
     data = {'task': opts.task, 'arm': opts.arm, 'practice_steps': opts.practice_steps,
+            'actors': [a or '/' for a in actors],
             'trainer': counters, 'times_s': times,
             'median_final_distance_m': float(np.median(final)), 'median_start_distance_m': float(np.median(start)),
             'goals': [{k: v for k, v in r.items() if not k.endswith('_image')} for r in results]}
     (out / 'summary.json').write_text(json.dumps(data, indent=2))
     lines = [f'# rig demo: {opts.task} ({opts.arm})', '',
-             f'Practice: {opts.practice_steps} steps through the node graph with imagined goals '
+             f'Practice: {opts.practice_steps} steps'
+             + (f' by each of {len(actors)} actors ({", ".join(actors)})' if len(actors) > 1 else '')
+             + f' through the node graph with imagined goals, {times["practice_env_steps_per_s"]:.0f} env '
+             f'steps/s '
              f'({counters["episodes"]} episodes in bags, {counters["updates"]} gradient steps, '
              f'{counters["vae_fits"]} VAE fits); wall time {times["total_s"] / 60:.1f} min '
-             f'(practice and training in rounds: {times["practice_and_training_s"]:.0f} s).', '',
+             f'(practice {times["practice_s"]:.0f} s, then the trainer caught up: '
+             f'{times["practice_and_training_s"]:.0f} s in all'
+             + (f', practice paused every {opts.round_steps} steps' if 0 < opts.round_steps < opts.practice_steps
+                else '') + ').', '',
              '| goal | distance at start (m) | final distance (m) |', '|---|---|---|']
     lines += [f'| {r["goal"]} | {r["start_distance"]:.3f} | {r["final_distance"]:.3f} |' for r in results]
     lines += ['', f'Median final distance {np.median(final):.3f} m (at start {np.median(start):.3f} m). '

@@ -74,6 +74,8 @@ class NodeSpec:
     config: str                     # 'module:Dataclass' of its parameters (checks parameter files)
     arguments: tuple[str, ...] = ()  # ARGUMENTS passed on as parameters of the same name
     per_actor: bool = True          # one per namespace (actor); False: one shared node (the trainer)
+    own_process: bool = False       # `rig up` runs it as its own process, as launch does (the trainer:
+                                    # a shared executor and GIL would starve it while the actors run)
 
 
 SIM_NODES = (
@@ -86,7 +88,7 @@ SIM_NODES = (
              'rig_policy.safety:SafetyConfig'),
     NodeSpec('recorder', 'recorder', 'rig_trainer.recorder_node:Recorder', 'rig_trainer.recorder_node:RecorderConfig', ('data_dir',)),
     NodeSpec('trainer', 'trainer', 'rig_trainer.trainer_node:Trainer', 'rig_trainer.trainer_node:TrainerNodeConfig',
-             ('task', 'arm', 'data_dir'), per_actor=False),
+             ('task', 'arm', 'data_dir'), per_actor=False, own_process=True),
 )
 
 ROBOT_NODES = (
@@ -207,8 +209,8 @@ def _node_parameters(spec: NodeSpec, ns: str, v: dict) -> dict:
 
 def _remappings(graph: str, spec: NodeSpec, v: dict) -> tuple[tuple[str, str], ...]:
     remaps = [('rig/checkpoint', CHECKPOINT_TOPIC)] if spec.name in ('encoder', 'policy') else []
-    if spec.name == 'safety_filter' and v.get('cmd_topic'):
-        remaps.append(('rig/cmd', v['cmd_topic']))
+    if spec.name in ('safety_filter', 'recorder') and v.get('cmd_topic'):
+        remaps.append(('rig/cmd', v['cmd_topic']))   # the recorder records what the arm is sent
     if spec.name == 'arm_adapter':
         remaps.append(('joint_states', v.get('joint_states') or ARM_JOINT_STATES[v['arm']]))
     return tuple(remaps)

@@ -109,6 +109,23 @@ def _name(node) -> str:
         return type(node).__name__
 
 
+#: Set by `rig up` for the node processes it starts: the pid they must not outlive.
+PARENT_ENV = 'RIG_UP_PARENT_PID'
+
+
+def stop_with_parent() -> None:
+    """A node process started by `rig up` gets SIGINT when `rig up` dies, even by SIGKILL (Linux
+    PR_SET_PDEATHSIG), and stops as on Ctrl-C: no orphaned trainer goes on writing checkpoints."""
+    parent = os.environ.get(PARENT_ENV)
+    if not parent or not sys.platform.startswith('linux'):
+        return
+    import ctypes
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGINT))
+    if os.getppid() != int(parent):   # it died before the line above
+        os.kill(os.getpid(), signal.SIGINT)
+
+
 def run_node(factory: Callable[[], object], name: str, args=None) -> int:
     import rclpy
     from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
@@ -118,6 +135,7 @@ def run_node(factory: Callable[[], object], name: str, args=None) -> int:
     stop: list[bool] = []
     signal.signal(signal.SIGINT, lambda *_: stop.append(True))
     signal.signal(signal.SIGTERM, lambda *_: stop.append(True))
+    stop_with_parent()
     node = None
     executor = SingleThreadedExecutor()  # one executor for the node's life: no wait-set rebuild per message
     code = 0

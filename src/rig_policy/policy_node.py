@@ -105,6 +105,7 @@ class Policy(Node):
         self.resetting = False
         self._reset_requested_ns = 0
         self._pending_latent: Image | None = None
+        self._unanswered: Image | None = None   # newest latent not acted on (operator mode, no goal)
         self.operator_done = False
         self.practice_goal: np.ndarray | None = None
         self.commands_sent = 0
@@ -112,6 +113,8 @@ class Policy(Node):
 
         self.cmd_pub = self.create_publisher(TwistStamped, 'rig/cmd_raw', qos.COMMAND_QOS)
         self.episode_pub = self.create_publisher(String, 'rig/episode', qos.EPISODE_QOS)
+        # The checkpoint that drives the arm now (latched): `ros2 topic echo policy/checkpoint`.
+        self.in_use_pub = self.create_publisher(String, '~/checkpoint', qos.LATCHED_QOS)
         self.create_subscription(Image, 'rig/latent', self._on_latent, qos.LATENT_QOS)
         self.create_subscription(Image, 'rig/goal_latent', self._on_goal_latent, qos.GOAL_LATENT_QOS)
         self.create_subscription(String, 'rig/checkpoint', self._on_checkpoint, qos.CHECKPOINT_QOS)
@@ -140,6 +143,7 @@ class Policy(Node):
         if self.agent is not None and agent.spec['latent_dim'] != self.agent.spec['latent_dim']:
             self.goal_latent = None  # an operator goal from the old latent space means nothing now
         self.agent, self.checkpoint_path = agent, str(path)
+        self.in_use_pub.publish(String(data=self.checkpoint_path))
         self.get_logger().info(f'policy using {path} ({agent.counters.get("grad_steps", 0)} gradient steps)')
         return True
 
@@ -155,6 +159,9 @@ class Policy(Node):
             self.practice = bool(on)
             self.operator_done = False
             self.get_logger().info('practice started' if self.practice else 'practice stopped: operator mode')
+            waiting, self._unanswered = self._unanswered, None
+            if self.practice and waiting is not None:
+                self._on_latent(waiting)   # a fresh frame waiting for an answer: practise from it
 
     def _on_practice(self, request, response):
         self.set_practice(bool(request.data))
@@ -181,6 +188,12 @@ class Policy(Node):
             self._end_episode()
             self.operator_done = False
             self.get_logger().info('new operator goal')
+            waiting, self._unanswered = self._unanswered, None
+            if waiting is not None:
+                # The newest frame came before the goal and went unanswered; act on it now if it is
+                # still fresh (`_on_latent` checks its age) rather than wait for the next one (in
+                # lockstep there is none until a command, only the bridge's stall republish).
+                self._on_latent(waiting)
 
     # -- episodes -----------------------------------------------------------------------------------
     def _publish_event(self, kind: str, **extra) -> None:
@@ -256,10 +269,12 @@ class Policy(Node):
             if not self.episode_open:
                 self._start_episode()
         else:
-            if self.goal_latent is None:
+            if self.goal_latent is None or self.operator_done:
+                # silent until the next goal (the safety filter's watchdog holds the arm); the newest
+                # frame is kept to act on at once when it comes
+                self._unanswered = msg
                 return
-            if self.operator_done:
-                return  # silent until the next goal: the safety filter's watchdog holds the arm
+            self._unanswered = None
             if not self.episode_open:
                 self._start_episode()
             if self.step_in_episode >= self.cfg.operator_steps:

@@ -1,8 +1,8 @@
 """ROS 2 bridge for the MuJoCo scene: it stands where the camera and the arm stand.
 
 Publishes `camera/image_raw`, `joint_states`, `rig/ee_pose`; consumes `rig/cmd` (TwistStamped, m/s of
-the end effector in base_link); offers `sim/reset` and `sim/sample_goal` (renders a goal and publishes
-it, latched, on `rig/goal_image`). Two modes:
+the end effector in base_link); offers `sim/reset`, `sim/sample_goal` (renders a goal and publishes
+it, latched, on `rig/goal_image`) and `sim/state` (true state and distance to that goal, for metrics). Two modes:
 
 - `lockstep`: one control step per received command, then the new frame is published at once. The
   simulation waits for the learner, so training runs as fast as the graph can go.
@@ -116,6 +116,8 @@ class SimBridge(Node):
         self.create_subscription(TwistStamped, 'rig/cmd', self._on_cmd, qos.COMMAND_QOS)
         self.create_service(Trigger, 'sim/reset', self._on_reset)
         self.create_service(Trigger, 'sim/sample_goal', self._on_sample_goal)
+        self.create_service(Trigger, 'sim/state', self._on_state)
+        self._goal_state: np.ndarray | None = None   # of the last sim/sample_goal
         self._last_activity = time.monotonic()
         if self.cfg.mode == 'realtime':
             self.create_timer(self.period, self._on_tick)
@@ -190,8 +192,20 @@ class SimBridge(Node):
         msg = numpy_to_image(goal['image'], 'rgb8', stamp=self.get_clock().now().to_msg(),
                              frame_id=self.cfg.camera_frame)
         self.goal_pub.publish(msg)
+        self._goal_state = np.asarray(goal['state'], float)
         response.success = True
         response.message = json.dumps({'goal_state': goal['state'].tolist()})
+        return response
+
+    def _on_state(self, request, response):
+        """The true state now and its task distance to the last sampled goal (metrics only: the
+        learner never sees it)."""
+        state = self.scene.state()
+        goal = self._goal_state
+        response.success = True
+        response.message = json.dumps({
+            'state': state.tolist(), 'goal_state': None if goal is None else goal.tolist(),
+            'distance': None if goal is None else float(self.env.task_distance(state, goal))})
         return response
 
     # -- publishing -----------------------------------------------------------------------------

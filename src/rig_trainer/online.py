@@ -363,8 +363,16 @@ class OnlineTrainer:
     @property
     def caught_up(self) -> bool:
         """Every closed bag ingested, every owed update done (or none possible yet), checkpoint written."""
-        return (not self.pending_bags() and (self._updates_owed < 1.0 or self.waiting_for_frames)
-                and self.vae_job is None and not self.checkpoint_due)
+        return self.backlog()['caught_up']
+
+    def backlog(self) -> dict:
+        """`pending_bags` (closed bags not yet read), `updates_owed` (gradient steps owed to the data
+        read so far) and `caught_up`, from one scan of the data dir."""
+        pending = len(self.pending_bags())
+        owed = 0 if self.waiting_for_frames else int(self._updates_owed)
+        done = owed == 0 and self.vae_job is None
+        return {'pending_bags': pending, 'updates_owed': owed,
+                'caught_up': pending == 0 and done and not self.checkpoint_due}
 
     @property
     def checkpoint_due(self) -> bool:

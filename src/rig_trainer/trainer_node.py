@@ -36,7 +36,6 @@ JOIN_S = 1.5   # destroy_node's longest wait for the thread (it stops within a s
 
 @dataclasses.dataclass
 class TrainerNodeConfig(TrainerConfig):
-    checkpoint: str = ''
     scan_period_s: float = 1.0
     train_slice_s: float = 0.5
 
@@ -77,7 +76,6 @@ DESCRIPTIONS = {
     'seed': 'seed of the learner',
     'device': 'torch device: cpu or cuda',
     'num_threads': 'torch threads for training (leave cores to the rest of the graph)',
-    'checkpoint': 'unused by the trainer (it resumes from checkpoint_dir); accepted for a uniform launch',
     'scan_period_s': 'how often the data directory is scanned for new bags',
     'train_slice_s': 'longest uninterrupted training slice between scans',
 }
@@ -113,8 +111,7 @@ class Trainer(Node):
         """Counters, newest checkpoint, VAE fit in progress, bags waiting, and whether it is caught up."""
         t = self.trainer
         return {'counters': dict(t.counters), 'latest': str(t.latest or ''), 'vae_job': dict(t.vae_job or {}),
-                'pending_bags': len(t.pending_bags()), 'caught_up': bool(t.caught_up),
-                'bad_bags': len(t.bad_bags), 'dropped_frames': dict(t.dropped_frames),
+                **t.backlog(), 'bad_bags': len(t.bad_bags), 'dropped_frames': dict(t.dropped_frames),
                 'error': '' if self.error is None else f'{type(self.error).__name__}: {self.error}'}
 
     def publish_status(self) -> None:
