@@ -178,10 +178,11 @@ def param_value(env: dict, node: str, name: str, timeout: float = 30.0) -> str:
 
 def echo_json(env: dict, topic: str, timeout: float = 60.0) -> dict:
     """The JSON of one std_msgs/String on a latched (reliable, transient local) topic, read with
-    `ros2 topic echo --once` as a user would. Lines that are not the message (a lost-message report
-    the CLI prints on its own) are skipped rather than parsed."""
+    `ros2 topic echo --once` as a user would. The type is given: otherwise the CLI must first discover
+    the topic and gives up at once if it has not yet ("does not appear to be published yet", seen in
+    `make test`). Lines that are not the message (a lost-message report) are skipped."""
     r = ros2(env, 'topic', 'echo', '--once', '--no-lost-messages', '--qos-durability', 'transient_local',
-             '--qos-reliability', 'reliable', '--full-length', topic, timeout=timeout)
+             '--qos-reliability', 'reliable', '--full-length', topic, 'std_msgs/msg/String', timeout=timeout)
     for line in r.stdout.splitlines():
         if line.startswith('data: '):
             return json.loads(yaml.safe_load(line)['data'])

@@ -275,3 +275,58 @@ def test_the_trainer_process_does_not_outlive_a_killed_rig_up(tmp_path):
             time.sleep(0.2)
         assert not _alive(pid), 'the trainer process outlived rig up'
     ck.read_manifest(latest_checkpoint(data / 'checkpoints'))   # the newest checkpoint is whole
+
+
+@pytest.mark.slow
+@pytest.mark.ros
+def test_make_demo_runs_end_to_end_on_a_short_budget(tmp_path):
+    """`make demo`'s program as a user runs it (a subprocess), on a budget a test can afford: it
+    practises, waits for the trainer, plays two operator goals and writes its report."""
+    import json
+    out = tmp_path / 'demo'
+    r = subprocess.run([sys.executable, '-m', 'rig.demo', '--practice-steps', '300', '--goals', '2', '--out', str(out)],
+                       env=node_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
+    summary = json.loads((out / 'summary.json').read_text())
+    assert len(summary['goals']) == 2 and summary['trainer']['episodes'] >= 5, summary
+    assert all(g['final_distance'] >= 0 for g in summary['goals'])
+    assert summary['times_s']['practice_env_steps_per_s'] > 0
+    assert (out / 'goals.png').stat().st_size > 0 and 'Median final distance' in (out / 'summary.md').read_text()
+    r = subprocess.run([sys.executable, '-m', 'rig.demo', '--out', str(out)], env=node_env(), capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and 'already holds a run' in r.stderr, 'a second run never resumes the first'
+
+
+def test_graph_bench_markdown_names_every_figure_with_its_command():
+    sys.path.insert(0, str(REPO))
+    from bench import bench_graph
+    run = {'practice_steps': 10000, 'goals': 50, 'actors': ['/'], 'env_steps_per_s': 150.0, 'graph_wall_s': 370.0,
+           'graph_median_final_distance_m': 0.013, 'direct_wall_s': 309.0, 'direct_median_final_distance_m': 0.024,
+           'host': 'h', 'command': 'python -m bench.bench_graph --only learning', 'wall_vs_direct': 1.2,
+           'target': 't', 'meets_target': True}
+    text = bench_graph.markdown({'learning': run, 'launch': {'skipped': 'no tooling'},
+                                 'actors': {**run, 'actors': ['/env0', '/env1'], 'command': 'python -m x --only actors'}})
+    assert '| learning | 1 x 10000 | 150 | 370 | 0.013 | 309, 0.024 | h |' in text
+    assert '| actors | 2 x 10000 |' in text and '--only actors' in text and 'launch |' not in text
+
+
+@pytest.mark.parametrize('argv, expect, absent', [
+    (['sim', '--namespaces', 'env0', 'env1', '--practice', '--task', 'push', '--params-file', 'x.yaml'],
+     ['--no-trainer', '--practice', '--task', 'push', '--params-file', 'x.yaml'], []),
+    (['robot', '--namespaces', 'cell1', 'cell2', '--arm', 'ur5e', '--no-practice', '--cmd-topic', '/servo'],
+     ['--arm', 'ur5e', '--no-practice', '--cmd-topic', '/servo'], ['--no-trainer']),
+])
+def test_every_further_actor_is_rig_up_for_its_namespace_with_the_same_arguments(argv, expect, absent):
+    import argparse
+
+    from rig import bringup
+    parser = argparse.ArgumentParser()
+    bringup.add_arguments(parser)
+    args = parser.parse_args(argv)
+    child = bringup.actor_argv(args, '/' + argv[2 + 1])
+    assert child[1:5] == ['-m', 'rig', 'up', argv[0]] and child[5:7] == ['--namespaces', '/' + argv[3]]
+    assert all(a in child for a in expect) and not any(a in child for a in absent), child
+    again = parser.parse_args(child[4:])   # the child's own rig up accepts them: one actor, the same values
+    assert graph.namespaces(again.namespace) == ['/' + argv[3]]
+    assert {k: v for k, v in bringup.values(again).items() if k not in ('namespace', 'trainer')} == \
+        {k: v for k, v in bringup.values(args).items() if k != 'namespace'}

@@ -249,7 +249,7 @@ def test_readme_operator_commands_against_a_running_sim_launch(ws, tmp_path):
         state = json.loads(m.group(1))
         assert state['distance'] >= 0 and len(state['goal_state']) == len(state['state']), state
         r = ros2(ws, 'topic', 'echo', '--once', '--qos-durability', 'transient_local', '--qos-reliability',
-                 'reliable', '/policy/checkpoint', timeout=60)
+                 'reliable', '/policy/checkpoint', 'std_msgs/msg/String', timeout=60)
         assert re.search(r"data: .*ckpt_\d+", r.stdout), r.stdout + r.stderr
         names = [n for exe in ('sim_bridge', 'encoder', 'policy', 'safety_filter', 'recorder', 'trainer')
                  for n in _process_names(run.text(), exe)]

@@ -177,3 +177,29 @@ def test_goal_map_plots_planar_goals_and_skips_others(tmp_path):
     assert not goal_map(door, tmp_path / 'door.png') and not (tmp_path / 'door.png').exists()
     no_states = EvalResult(np.zeros(n), nan, nan, np.zeros(n, bool), nan)
     assert not goal_map(no_states, tmp_path / 'none.png')
+
+
+@pytest.mark.parametrize('algo, exploration', [('td3', 'gaussian'), ('td3', 'ou'), ('sac', 'gaussian')])
+def test_one_exploration_for_rig_train_and_the_policy_node(algo, exploration):
+    """`explore_features` is how both `learn` and the graph's policy node practise: SAC samples, TD3
+    adds its configured noise (sigma overridable, OU state reset per episode)."""
+    from rig_learn.agent import RIGAgent
+    from rig_learn.config import LearnConfig
+    from rig_trainer.online import TrainerConfig, agent_spec
+    cfg = LearnConfig(task='reach')
+    cfg.vae.latent_dim, cfg.rl.hidden = 4, (32, 32)
+    cfg.rl.algo, cfg.rl.exploration = algo, exploration
+    agent = RIGAgent(cfg, spec=agent_spec(TrainerConfig(), cfg))
+    obs, goal = np.zeros(4, np.float32), np.ones(4, np.float32)
+    det = agent.act_features(obs, goal)
+    rng = np.random.default_rng(0)
+    noisy = np.stack([agent.explore_features(obs, goal, rng=rng) for _ in range(200)])
+    assert noisy.shape == (200, 2) and np.all(np.abs(noisy) <= 1.0)
+    assert np.abs(noisy - det).mean() > 0.05, 'practice explores'
+    if algo == 'td3':
+        agent.reset_exploration()
+        quiet = agent.explore_features(obs, goal, rng=rng, scale=0.0)
+        np.testing.assert_allclose(quiet, det, atol=1e-6)   # sigma 0 (and a fresh OU state): the actor's action
+        if exploration == 'ou':   # temporally correlated: neighbouring steps are closer than far ones
+            d = np.diff(noisy, axis=0)
+            assert np.abs(d).mean() < np.abs(noisy - noisy.mean(0)).mean()

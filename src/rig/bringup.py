@@ -114,6 +114,24 @@ def describe(nodes: list[graph.NodeLaunch]) -> str:
     return '\n'.join(lines)
 
 
+def actor_argv(args, namespace: str) -> list[str]:
+    """One more actor as its own process: `rig up <graph> --namespaces NS [--no-trainer]` with the
+    arguments this `rig up` was given."""
+    known = {a.name for a in graph.arguments(args.graph)}
+    argv = [sys.executable, '-m', 'rig', 'up', args.graph, '--namespaces', namespace]
+    argv += ['--no-trainer'] if 'trainer' in known else []
+    for a in graph.ARGUMENTS:
+        value = getattr(args, a.name, None)
+        if a.name in ('namespace', 'trainer', 'params_file') or a.name not in known or value is None:
+            continue
+        option = f'--{a.name.replace("_", "-")}'
+        argv += [option if value else f'--no-{a.name.replace("_", "-")}'] if a.is_flag else [option, str(value)]
+    argv += [a for f in getattr(args, 'params_file', None) or [] for a in ('--params-file', f)]
+    if getattr(args, 'log_level', None):
+        argv += ['--log-level', args.log_level]
+    return argv
+
+
 class ChildProcess:
     """A part of the graph run as its own process: stopped with SIGINT as launch stops its processes,
     and given SIGINT by the kernel should `rig up` die first (`rig.node_main.PARENT_ENV`)."""
@@ -147,18 +165,7 @@ class ChildProcess:
 
     @classmethod
     def actor(cls, args, namespace: str):
-        """One more actor: `rig up <graph> --namespaces NS --no-trainer` with the same arguments."""
-        argv = [sys.executable, '-m', 'rig', 'up', args.graph, '--namespaces', namespace, '--no-trainer']
-        for a in graph.ARGUMENTS:
-            value = getattr(args, a.name, None)
-            if a.name in ('namespace', 'trainer', 'params_file') or value is None:
-                continue
-            option = f'--{a.name.replace("_", "-")}'
-            argv += [option if value else f'--no-{a.name.replace("_", "-")}'] if a.is_flag else [option, str(value)]
-        argv += [a for f in getattr(args, 'params_file', None) or [] for a in ('--params-file', f)]
-        if getattr(args, 'log_level', None):
-            argv += ['--log-level', args.log_level]
-        return cls(namespace, argv)
+        return cls(namespace, actor_argv(args, namespace))
 
     def exit_code(self) -> int | None:
         return self.proc.poll()

@@ -154,36 +154,46 @@ class RIGAgent:
 
     @torch.no_grad()
     def act_features(self, obs_feat, goal_feat, noise: bool = False) -> np.ndarray:
-        x = torch.as_tensor(np.concatenate([obs_feat, goal_feat], -1)[None], dtype=torch.float32, device=self.device)
-        a = self.learner.actor.act(x, deterministic=True)[0].cpu().numpy()
         if noise:
-            a = self._explore(a)
-        return a.astype(np.float32)
+            return self.explore_features(obs_feat, goal_feat)
+        x = torch.as_tensor(np.concatenate([obs_feat, goal_feat], -1)[None], dtype=torch.float32, device=self.device)
+        return self.learner.actor.act(x, deterministic=True)[0].cpu().numpy().astype(np.float32)
 
     def act(self, obs, goal, noise: bool = False) -> np.ndarray:
         """Policy action for observation `obs` (uint8 HxWx3 or obs dict) and goal (uint8 image or
         {'image', 'state'}); deterministic unless noise=True."""
         return self.act_features(self.obs_features(obs), self.goal_features(goal), noise)
 
-    def _explore(self, a: np.ndarray) -> np.ndarray:
+    def _explore(self, a: np.ndarray, rng: np.random.Generator | None = None, scale: float | None = None) -> np.ndarray:
         rl = self.cfg.rl
-        if rl.algo == 'sac':
-            return a  # SAC explores by sampling (done in _policy_action)
+        rng = rng or self.rng
+        sigma = rl.exploration_noise if scale is None else scale
         if rl.exploration == 'ou':
-            self._noise_state += rl.ou_theta * -self._noise_state + rl.exploration_noise * self.rng.standard_normal(a.shape)
+            self._noise_state += rl.ou_theta * -self._noise_state + sigma * rng.standard_normal(a.shape)
             n = self._noise_state
         else:
-            n = rl.exploration_noise * self.rng.standard_normal(a.shape)
+            n = sigma * rng.standard_normal(a.shape)
         return np.clip(a + n, -1.0, 1.0)
 
     @torch.no_grad()
+    def explore_features(self, obs_feat, goal_feat, rng: np.random.Generator | None = None,
+                         scale: float | None = None) -> np.ndarray:
+        """The exploring action, the one way both `learn` and the graph's policy node practise: SAC
+        samples its policy; TD3 adds the configured noise (Gaussian, or OU: `reset_exploration` at
+        each episode start) to its deterministic action. `scale` overrides the noise's sigma."""
+        x = torch.as_tensor(np.concatenate([obs_feat, goal_feat])[None], dtype=torch.float32, device=self.device)
+        if self.cfg.rl.algo == 'sac':
+            return self.learner.actor.act(x, deterministic=False, gen=self.gen)[0].cpu().numpy().astype(np.float32)
+        return self._explore(self.learner.actor(x)[0].cpu().numpy(), rng, scale).astype(np.float32)
+
+    def reset_exploration(self) -> None:
+        """A new episode: temporally correlated (OU) noise starts from zero."""
+        self._noise_state[:] = 0
+
     def _policy_action(self, obs_feat, goal_feat) -> np.ndarray:
         if self.counters['env_steps'] < self.cfg.rl.random_steps:
             return self.rng.uniform(-1, 1, self.spec['action_dim']).astype(np.float32)
-        x = torch.as_tensor(np.concatenate([obs_feat, goal_feat])[None], dtype=torch.float32, device=self.device)
-        if self.cfg.rl.algo == 'sac':
-            return self.learner.actor.act(x, deterministic=False, gen=self.gen)[0].cpu().numpy()
-        return self._explore(self.learner.actor(x)[0].cpu().numpy()).astype(np.float32)
+        return self.explore_features(obs_feat, goal_feat)
 
     # -- data --------------------------------------------------------------------------------------
     def _frame(self, obs) -> dict:
@@ -364,7 +374,7 @@ class RIGAgent:
         frame = self._frame(obs)
         self.buffer.start_episode(goal_image, goal_state, goal_feat, frame)
         self._obs_feat, self._goal_feat = frame['feat'], np.asarray(goal_feat, np.float32)
-        self._noise_state[:] = 0
+        self.reset_exploration()
         self._episode_open = True
 
     def _batch_tensors(self, b: dict) -> dict:

@@ -32,7 +32,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import UInt64
 
 from rig.config import ConfigError
-from rig.qos import CAMERA_PUBLISHER_QOS, CAMERA_SUBSCRIBER_QOS
+from rig.qos import CAMERA_PUBLISHER_QOS, CAMERA_SUBSCRIBER_QOS, COUNTER_QOS
 from rig.node_main import run_node
 from rig.ros_params import declare_dataclass_parameters
 from rig_perception.drivers import CameraError, EndOfStream, make_driver
@@ -148,7 +148,7 @@ class CameraNode(Node):
         self.cfg: CameraConfig = declare_dataclass_parameters(self, cfg or CameraConfig(), DESCRIPTIONS,
                                                               live=LIVE_PARAMETERS)
         self.pub = self.create_publisher(Image, 'camera/image_raw', CAMERA_PUBLISHER_QOS)
-        self.dropped_pub = self.create_publisher(UInt64, 'camera/dropped_frames', 10)
+        self.dropped_pub = self.create_publisher(UInt64, 'camera/dropped_frames', COUNTER_QOS)
         self.published = 0
         self._last_pub_t = -math.inf
         self._lock = threading.Lock()

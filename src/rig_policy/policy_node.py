@@ -70,7 +70,7 @@ DESCRIPTIONS = {
     'operator_steps': 'operator mode: steps spent reaching each goal before holding still',
     'action_scale': 'metres per step at action 1.0; velocity = action * action_scale * control_rate_hz',
     'control_rate_hz': 'control rate of the graph (frames per second in real time)',
-    'exploration_noise': 'practice: Gaussian action noise; negative = the checkpoint config value',
+    'exploration_noise': "practice: sigma of the learner's action noise (TD3); negative = the checkpoint's",
     'max_latency_s': 'latents older than this (by source stamp) are not acted on',
     'reset_service': "Trigger service that resets the scene between practice episodes; '' = none",
     'seed': 'seed of imagined goals and exploration noise',
@@ -204,6 +204,7 @@ class Policy(Node):
         self.episode += 1
         self.step_in_episode = 0
         self.episode_open = True
+        self.agent.reset_exploration()
         if self.practice:
             self.goal_source = 'imagined'
             self.practice_goal = self.agent.featurizer.sample_prior(self.rng, 1)[0]
@@ -290,12 +291,12 @@ class Policy(Node):
         dim = self.agent.spec['action_dim']
         if self.practice and self.agent.counters.get('grad_steps', 0) == 0:
             return self.rng.uniform(-1.0, 1.0, dim).astype(np.float32)
-        goal = self.practice_goal if self.practice else self.goal_latent
-        action = self.agent.act_features(latent_mean, goal, noise=False)
-        if self.practice:
-            sigma = self.cfg.exploration_noise if self.cfg.exploration_noise >= 0 else self.agent.cfg.rl.exploration_noise
-            action = np.clip(action + sigma * self.rng.standard_normal(dim), -1.0, 1.0)
-        return action.astype(np.float32)
+        if not self.practice:
+            return self.agent.act_features(latent_mean, self.goal_latent)
+        # The learner's own exploration (SAC sampling, TD3 Gaussian or OU noise), as in `rig train`;
+        # this node's generator, so a hot-swapped checkpoint does not replay the same noise.
+        scale = self.cfg.exploration_noise if self.cfg.exploration_noise >= 0 else None
+        return self.agent.explore_features(latent_mean, self.practice_goal, rng=self.rng, scale=scale)
 
     def _send(self, action: np.ndarray, stamp) -> None:
         velocity = np.zeros(3)

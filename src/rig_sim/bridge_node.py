@@ -110,8 +110,8 @@ class SimBridge(Node):
         self._last_cmd_time = -math.inf
 
         self.image_pub = self.create_publisher(Image, 'camera/image_raw', qos.CAMERA_PUBLISHER_QOS)
-        self.joint_pub = self.create_publisher(JointState, 'joint_states', 10)
-        self.pose_pub = self.create_publisher(PoseStamped, 'rig/ee_pose', 10)
+        self.joint_pub = self.create_publisher(JointState, 'joint_states', qos.STATE_PUBLISHER_QOS)
+        self.pose_pub = self.create_publisher(PoseStamped, 'rig/ee_pose', qos.STATE_PUBLISHER_QOS)
         self.goal_pub = self.create_publisher(Image, 'rig/goal_image', qos.LATCHED_QOS)
         self.create_subscription(TwistStamped, 'rig/cmd', self._on_cmd, qos.COMMAND_QOS)
         self.create_service(Trigger, 'sim/reset', self._on_reset)
