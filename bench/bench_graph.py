@@ -144,20 +144,27 @@ def learning(practice_steps: int, goals: int, round_steps: int = 0, namespaces: 
     shutil.rmtree(out, ignore_errors=True)  # from scratch: an old data dir would be resumed from
     demo.main(['--practice-steps', str(practice_steps), '--goals', str(goals), '--round-steps', str(round_steps),
                '--out', str(out)] + (['--namespaces', *namespaces] if namespaces else []))
-    summary = json.loads((out / 'summary.json').read_text())
     section = 'actors' if namespaces else 'learning'
-    result = {'practice_steps': practice_steps, 'goals': goals, 'round_steps': round_steps,
-              'actors': summary['actors'],
-              'graph_median_final_distance_m': summary['median_final_distance_m'],
-              'graph_wall_s': summary['times_s']['total_s'], 'times_s': summary['times_s'],
-              'env_steps_per_s': summary['times_s']['practice_env_steps_per_s'],
-              'trainer': summary['trainer'], 'host': host(),
-              'command': f'python -m bench.bench_graph --only {section} --practice-steps '
-                         f'{practice_steps * len(namespaces) if namespaces else practice_steps} --goals {goals}'
-                         + (f' --round-steps {round_steps}' if round_steps else ''),
-              'date': time.strftime('%Y-%m-%d %H:%M:%S')}
-    if namespaces:
-        return result
+    command = (f'python -m bench.bench_graph --only {section} --practice-steps '
+               f'{practice_steps * len(namespaces) if namespaces else practice_steps} --goals {goals}'
+               + (f' --round-steps {round_steps}' if round_steps else ''))
+    result = record(out, command, practice_steps=practice_steps, goals=goals, round_steps=round_steps)
+    return result if namespaces else versus_direct(result)
+
+
+def record(out: Path, command: str, **extra) -> dict:
+    """One learning figure from the demo's summary.json: distance, wall, env steps/s, host, command."""
+    summary = json.loads((out / 'summary.json').read_text())
+    return {**extra, 'actors': summary['actors'],
+            'graph_median_final_distance_m': summary['median_final_distance_m'],
+            'graph_wall_s': summary['times_s']['total_s'], 'times_s': summary['times_s'],
+            'env_steps_per_s': summary['times_s']['practice_env_steps_per_s'],
+            'trainer': summary['trainer'], 'host': host(), 'command': command,
+            'date': time.strftime('%Y-%m-%d %H:%M:%S')}
+
+
+def versus_direct(result: dict) -> dict:
+    """Next to the direct learner's figure (bench/results/learn_reach.json), with the target."""
     learn = RESULTS / 'learn_reach.json'
     if learn.exists():
         direct = json.loads(learn.read_text())
@@ -237,24 +244,8 @@ def launch_learning(practice_steps: int, goals: int) -> dict:
             print(demo.run(g, opts, [''], out, t_start))
         finally:
             stop_s = g.close()
-    summary = json.loads((out / 'summary.json').read_text())
-    result = {'practice_steps': practice_steps, 'goals': goals, 'actors': summary['actors'],
-              'graph_median_final_distance_m': summary['median_final_distance_m'],
-              'graph_wall_s': summary['times_s']['total_s'], 'times_s': summary['times_s'],
-              'env_steps_per_s': summary['times_s']['practice_env_steps_per_s'], 'ctrl_c_s': stop_s,
-              'trainer': summary['trainer'], 'host': host(),
-              'command': f'python -m bench.bench_graph --only launch --practice-steps {practice_steps} --goals {goals}',
-              'date': time.strftime('%Y-%m-%d %H:%M:%S')}
-    learn = RESULTS / 'learn_reach.json'
-    if learn.exists():
-        direct = json.loads(learn.read_text())
-        result['direct_median_final_distance_m'] = direct.get('median_final_hand_distance_m')
-        result['direct_wall_s'] = direct.get('median_wall_s')
-        result['wall_vs_direct'] = result['graph_wall_s'] / direct['median_wall_s']
-        result['target'] = 'wall within 1.2x of the direct learner, final distance no worse'
-        result['meets_target'] = bool(result['wall_vs_direct'] <= 1.2 and result['graph_median_final_distance_m']
-                                      <= result['direct_median_final_distance_m'])
-    return result
+    command = f'python -m bench.bench_graph --only launch --practice-steps {practice_steps} --goals {goals}'
+    return versus_direct(record(out, command, practice_steps=practice_steps, goals=goals, ctrl_c_s=stop_s))
 
 
 def host() -> str:

@@ -7,3 +7,21 @@ os.environ.setdefault('MUJOCO_GL', 'egl')
 os.environ.setdefault('PYOPENGL_PLATFORM', 'egl')
 # A domain per run (inherited by the node subprocesses the tests start) so parallel runs never meet.
 os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 101)))
+
+
+def _clean_fastdds_shared_memory() -> None:
+    """Node processes end with os._exit (rig.node_main: a Fast DDS 2.14 teardown deadlock), which
+    leaves their shared-memory segments in /dev/shm (over a thousand after a day of test runs). Fast
+    DDS's own tool removes those whose owner is gone; segments in use are kept."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    tool = Path(sys.executable).parent / 'fastdds'
+    tool = str(tool) if tool.exists() else shutil.which('fastdds')
+    if tool:
+        subprocess.run([tool, 'shm', 'clean'], capture_output=True, timeout=60)
+
+
+def pytest_sessionstart(session):
+    _clean_fastdds_shared_memory()

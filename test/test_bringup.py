@@ -219,6 +219,15 @@ def _trainer_pid(run) -> int:
     return int(re.search(r'rig up: /trainer runs as process (\d+)', run.text()).group(1))
 
 
+def _rig_up_practising(tmp_path, data):
+    """`rig up sim --practice` with a fast trainer, as a terminal starts it."""
+    from launch_util import FAST_TRAINER, running
+    fast = tmp_path / 'fast.yaml'
+    fast.write_text(FAST_TRAINER)
+    return running(RIG + ['up', 'sim', '--practice', '--data-dir', str(data), '--params-file', str(fast)],
+                   node_env(), tmp_path / 'rig_up.log', cwd=tmp_path)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -232,13 +241,10 @@ def _alive(pid: int) -> bool:
 def test_rig_up_reports_a_dead_trainer_process_and_the_actors_go_on(tmp_path):
     """The trainer process killed (as the OOM killer would): rig up says so loudly, the actors keep
     practising and recording, Ctrl-C still stops them cleanly, and the exit code is 1."""
-    from launch_util import FAST_TRAINER, assert_last_bag_ends_cleanly, running
+    from launch_util import assert_last_bag_ends_cleanly
     from rig_trainer.bags import list_closed_bags
-    fast = tmp_path / 'fast.yaml'
-    fast.write_text(FAST_TRAINER)
     data = tmp_path / 'data'
-    with running(RIG + ['up', 'sim', '--practice', '--data-dir', str(data), '--params-file', str(fast)],
-                 node_env(), tmp_path / 'rig_up.log', cwd=tmp_path) as run:
+    with _rig_up_practising(tmp_path, data) as run:
         pid = _trainer_pid(run)
         run.wait_for_log(r'\[policy\]: policy using', 120)
         os.kill(pid, signal.SIGKILL)
@@ -258,14 +264,10 @@ def test_rig_up_reports_a_dead_trainer_process_and_the_actors_go_on(tmp_path):
 def test_the_trainer_process_does_not_outlive_a_killed_rig_up(tmp_path):
     """rig up SIGKILLed (no chance to stop anything): its trainer process gets SIGINT from the kernel
     and stops by itself, leaving an intact checkpoint; no orphan trains on."""
-    from launch_util import FAST_TRAINER, running
     from rig_learn import checkpoint as ck
     from rig_trainer.online import latest_checkpoint
-    fast = tmp_path / 'fast.yaml'
-    fast.write_text(FAST_TRAINER)
     data = tmp_path / 'data'
-    with running(RIG + ['up', 'sim', '--practice', '--data-dir', str(data), '--params-file', str(fast)],
-                 node_env(), tmp_path / 'rig_up.log', cwd=tmp_path) as run:
+    with _rig_up_practising(tmp_path, data) as run:
         pid = _trainer_pid(run)
         run.wait_for_log(r'\[trainer\]: ingested', 120)
         run.proc.kill()   # rig up only, not its process group: the trainer must notice by itself
