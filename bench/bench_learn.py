@@ -67,7 +67,7 @@ def main(argv=None) -> int:
 
     import torch
 
-    from rig_learn.cli_train import parse_sets
+    from rig_learn.config import parse_overrides
     from rig_learn.runs import config_path_for, load_config, train_run
 
     torch.set_num_threads(args.threads)
@@ -80,7 +80,7 @@ def main(argv=None) -> int:
         overrides.update({'vae.pretrain_images': 500, 'vae.pretrain_steps': 50, 'vae.refit_steps': 10,
                           'rl.learning_starts': min(200, args.steps // 2), 'eval.every': max(args.steps // 2, 1),
                           'eval.n_goals_during_training': 3, 'eval.n_goals': min(args.eval_goals, 5)})
-    overrides.update(parse_sets(args.set))
+    overrides.update(parse_overrides(args.set))
     tag = args.tag or ('_smoke' if args.smoke else '')
     results.mkdir(parents=True, exist_ok=True)
     runs, curves = [], {}

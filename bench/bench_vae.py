@@ -88,7 +88,7 @@ def main(argv=None) -> int:
     import torch
 
     from rig_learn.agent import RIGAgent
-    from rig_learn.cli_train import parse_sets
+    from rig_learn.config import parse_overrides
     from rig_learn.envs import make_task_env
     from rig_learn.runs import load_config, to_dict, write_json
 
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
         if cfg.task != args.task:
             p.error(f'{args.checkpoint} is a {cfg.task!r} checkpoint, not {args.task!r}')
     else:
-        cfg = load_config(args.task, args.config, seed=args.seed, arm=args.arm, **parse_sets(args.set))
+        cfg = load_config(args.task, args.config, seed=args.seed, arm=args.arm, **parse_overrides(args.set))
     if not cfg.uses_vae:
         p.error(f'mode {cfg.mode!r} has no VAE')
     env = make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed, factory=cfg.env, horizon=cfg.horizon)

@@ -32,9 +32,8 @@ VENV_BIN = Path(sys.executable).parent
 # Fast learning settings, so a graph practises, trains and publishes checkpoints within a minute.
 FAST_TRAINER = """/**/trainer:
   ros__parameters:
-    pretrain_min_images: 200
-    pretrain_steps: 20
-    updates_per_transition: 0.2
+    learn_set: ['vae.pretrain_images=200', 'vae.pretrain_steps=20', 'rl.updates_per_step=0.2',
+                'rl.learning_starts=0']
     checkpoint_every_updates: 50
 """
 

@@ -138,8 +138,9 @@ def test_rig_up_sim_practises_records_trains_and_stops_cleanly(tmp_path):
     from rig_trainer.bags import list_closed_bags
     from rig_trainer.online import latest_checkpoint
     params = tmp_path / 'fast.yaml'
-    params.write_text('/**/trainer:\n  ros__parameters:\n    pretrain_min_images: 200\n    pretrain_steps: 20\n'
-                      '    updates_per_transition: 0.2\n    checkpoint_every_updates: 50\n')
+    params.write_text("/**/trainer:\n  ros__parameters:\n    learn_set: ['vae.pretrain_images=200', "
+                      "'vae.pretrain_steps=20', 'rl.updates_per_step=0.2', 'rl.learning_starts=0']\n"
+                      "    checkpoint_every_updates: 50\n")
     data = tmp_path / 'data'
     r = run_rig('up', 'sim', '--practice', '--duration', '40', '--data-dir', str(data),
                 '--params-file', str(params), timeout=240, cwd=tmp_path)
@@ -285,12 +286,17 @@ def test_make_demo_runs_end_to_end_on_a_short_budget(tmp_path):
     """`make demo`'s program as a user runs it (a subprocess), on a budget a test can afford: it
     practises, waits for the trainer, plays two operator goals and writes its report."""
     import json
+    from launch_util import FAST_TRAINER
     out = tmp_path / 'demo'
-    r = subprocess.run([sys.executable, '-m', 'rig.demo', '--practice-steps', '300', '--goals', '2', '--out', str(out)],
+    fast = tmp_path / 'fast.yaml'
+    fast.write_text(FAST_TRAINER)    # VAE pretraining on the first 200 frames, 20 Adam steps
+    r = subprocess.run([sys.executable, '-m', 'rig.demo', '--practice-steps', '300', '--goals', '2', '--out', str(out),
+                        '--params-file', str(fast)],
                        env=node_env(), capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert r.returncode == 0, (r.stdout + r.stderr)[-4000:]
     summary = json.loads((out / 'summary.json').read_text())
     assert len(summary['goals']) == 2 and summary['trainer']['episodes'] >= 5, summary
+    assert summary['trainer']['vae_fits'] >= 1 and summary['trainer']['updates'] >= 0.2 * 300, summary
     assert all(g['final_distance'] >= 0 for g in summary['goals'])
     assert summary['times_s']['practice_env_steps_per_s'] > 0
     assert (out / 'goals.png').stat().st_size > 0 and 'Median final distance' in (out / 'summary.md').read_text()

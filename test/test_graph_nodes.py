@@ -279,16 +279,16 @@ def test_trainer_survives_kill_9_and_resumes_without_losing_or_recounting(tmp_pa
     from rig_learn import checkpoint as ck
     data = tmp_path / 'data'
     learn_yaml = tmp_path / 'learn.yaml'
-    learn_yaml.write_text('task: reach\nvae: {latent_dim: 4, batch_size: 16, refit_steps: 5}\n'
-                          'rl: {hidden: [32, 32], batch_size: 16}\n')
+    learn_yaml.write_text('task: reach\nvae: {latent_dim: 4, batch_size: 16, refit_steps: 5, pretrain_images: 30, '
+                          'pretrain_steps: 5}\nrl: {hidden: [32, 32], batch_size: 16, updates_per_step: 40, '
+                          'learning_starts: 0}\n')
     env = make_env(task='reach', seed=0)
     rng = np.random.default_rng(1)
     for k in range(3):
         record_sim_episode(data, f'a_ep{k:06d}', env, rng)
     # Many updates per transition and no periodic checkpoints: after new bags are ingested there are
     # seconds of training before the next checkpoint, the window in which the process is killed.
-    params = {'data_dir': str(data), 'learn_config': str(learn_yaml), 'pretrain_min_images': 30,
-              'pretrain_steps': 5, 'updates_per_transition': 40.0, 'checkpoint_every_updates': 10**6,
+    params = {'data_dir': str(data), 'learn_config': str(learn_yaml), 'checkpoint_every_updates': 10**6,
               'scan_period_s': 0.2}
     cmd = [sys.executable, '-m', 'rig_trainer.trainer_node'] + ros_args(params, '/t')
 

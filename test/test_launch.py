@@ -181,7 +181,8 @@ def test_ctrl_c_in_the_middle_of_vae_pretraining_keeps_its_progress(ws, tmp_path
     from rig_learn import checkpoint as ck
     from rig_trainer.online import latest_checkpoint
     slow = tmp_path / 'slow_pretrain.yaml'
-    slow.write_text('/**/trainer:\n  ros__parameters:\n    pretrain_min_images: 200\n    pretrain_steps: 1000000\n')
+    slow.write_text("/**/trainer:\n  ros__parameters:\n    learn_set: ['vae.pretrain_images=200', "
+                    "'vae.pretrain_steps=1000000']\n")
     data = tmp_path / 'data'
     with ros2_launch(ws, 'sim.launch.py', 'practice:=true', f'data_dir:={data}', f'params_file:={slow}',
                      log_path=tmp_path / 'launch.log') as run:

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from rig.config import ConfigError
+from rig.config import ConfigError, from_dict
 from rig_learn import DeviceUnavailable, ToyReachEnv, check_env, resolve_device
-from rig_learn.config import LearnConfig, RLConfig, refit_due
+from rig_learn.config import LearnConfig, RLConfig
+from rig_learn.schedule import Schedule
 from rig_learn.features import reward_fn
 from rig_learn.protocol import ProtocolError
 from rig_learn.rl import SAC, TD3
@@ -147,10 +148,30 @@ def test_learn_configs_load_strictly(tmp_path):
         load_config('reach', **{'rl.action_l2': 1.0, 'rl.algo': 'sac'})
 
 
+def _schedule(refits, learning_starts=1000, updates_per_step=4.0):
+    return Schedule(from_dict(LearnConfig, {'vae': {'refit_schedule': refits},
+                                            'rl': {'learning_starts': learning_starts,
+                                                   'updates_per_step': updates_per_step}}))
+
+
 def test_refit_schedule_is_denser_early():
-    sched = ((0, 1000), (5000, 2500))
-    due = [s for s in range(1, 15001) if refit_due(sched, s)]
+    sched = _schedule([[0, 1000], [5000, 2500]])
+    due = [s for s in range(1, 15001) if sched.refit_due(s - 1, s)]
     assert due == [1000, 2000, 3000, 4000, 5000, 7500, 10000, 12500, 15000]
+
+
+def test_schedule_over_a_span_of_transitions_agrees_with_step_by_step():
+    """The bag trainer asks for whole bags at once (before, after]; rig train one step at a time."""
+    sched = _schedule([[300, 70], [1000, 400], [2000, 1000]], learning_starts=250, updates_per_step=0.5)
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        a = int(rng.integers(0, 3000))
+        b = a + int(rng.integers(0, 400))
+        assert sched.refit_due(a, b) == any(sched.refit_due(n - 1, n) for n in range(a + 1, b + 1)), (a, b)
+        assert sched.updates_earned(a, b) == sum(sched.updates_earned(n - 1, n) for n in range(a + 1, b + 1))
+    assert [n for n in range(1, 500) if sched.refit_due(n - 1, n)] == [350, 420, 490]
+    assert sched.updates_earned(0, 249) == 0 and sched.updates_earned(249, 250) == 0.5
+    assert not _schedule([[500, 100]]).refit_due(0, 499)
 
 
 def test_protocol_check():

@@ -39,8 +39,8 @@ LIVE = {
     'policy': {'episode_length', 'operator_steps', 'exploration_noise', 'max_latency_s'},
     'encoder': {'crop_x', 'crop_y', 'crop_width', 'crop_height', 'reconstruction_period_s'},
     'recorder': {'max_episode_s'},
-    'trainer': {'updates_per_transition', 'pretrain_min_images', 'pretrain_steps', 'refit_every_transitions',
-                'checkpoint_every_updates', 'keep_checkpoints', 'scan_period_s', 'train_slice_s'},
+    # (its learning schedule is the learner YAML's, read-only: learn_config, learn_set)
+    'trainer': {'checkpoint_every_updates', 'keep_checkpoints', 'scan_period_s', 'train_slice_s'},
     'sim_bridge': {'cmd_timeout_s', 'max_speed_m_s', 'reject_speed_m_s'},
     'safety_filter': set(),   # safety limits: restart to change
     'arm_adapter': set(),
@@ -194,9 +194,9 @@ def test_each_parameter_is_live_or_read_only(name, tmp_path):
 
 def test_trainer_passes_live_values_to_its_training_core(tmp_path):
     with in_process('trainer', tmp_path) as node:
-        assert node.trainer.cfg.updates_per_transition == 4.0
-        assert node.set_parameters([Parameter('updates_per_transition', value=0.5)])[0].successful
-        assert node.cfg.updates_per_transition == node.trainer.cfg.updates_per_transition == 0.5
+        assert node.trainer.cfg.checkpoint_every_updates == 1000
+        assert node.set_parameters([Parameter('checkpoint_every_updates', value=50)])[0].successful
+        assert node.cfg.checkpoint_every_updates == node.trainer.cfg.checkpoint_every_updates == 50
         assert node.set_parameters([Parameter('train_slice_s', value=0.2)])[0].successful
         assert node.cfg.train_slice_s == 0.2
         result = node.set_parameters([Parameter('keep_checkpoints', value=0)])[0]

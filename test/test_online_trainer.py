@@ -61,12 +61,15 @@ def reach_env():
     env.close()
 
 
-def write_tiny_learn_yaml(path, refit_steps: int = 5, **rl):
-    """A tiny reach learner (4-D latents, 32x32 nets, batch 16) as a learner YAML file."""
+def write_tiny_learn_yaml(path, refit_steps: int = 5, refit_every: int = 30, pretrain_steps: int = 5, **rl):
+    """A tiny reach learner (4-D latents, 32x32 nets, batch 16) as a learner YAML file, with a fast
+    schedule: VAE pretraining on 30 frames, a refit every `refit_every` transitions, 0.5 updates per
+    transition from the first one."""
     path.write_text(yaml.safe_dump({
         'task': 'reach', 'image_size': 48,
-        'vae': {'latent_dim': 4, 'batch_size': 16, 'refit_steps': refit_steps},
-        'rl': {'hidden': [32, 32], 'batch_size': 16, 'learning_starts': 0, **rl},
+        'vae': {'latent_dim': 4, 'batch_size': 16, 'refit_steps': refit_steps, 'pretrain_images': 30,
+                'pretrain_steps': pretrain_steps, 'refit_schedule': [[0, refit_every]]},
+        'rl': {'hidden': [32, 32], 'batch_size': 16, 'learning_starts': 0, 'updates_per_step': 0.5, **rl},
     }))
     return path
 
@@ -84,9 +87,7 @@ def small_buffer_yaml(tmp_path):
 
 def make_trainer(tmp_path, learn_yaml, **kw):
     cfg = TrainerConfig(data_dir=str(tmp_path / 'data'), task='reach', learn_config=str(learn_yaml),
-                        action_scale=SCALE, control_rate_hz=RATE, pretrain_min_images=30, pretrain_steps=5,
-                        updates_per_transition=0.5, refit_every_transitions=30, checkpoint_every_updates=10,
-                        **kw)
+                        action_scale=SCALE, control_rate_hz=RATE, checkpoint_every_updates=10, **kw)
     return OnlineTrainer(cfg)
 
 
@@ -255,3 +256,41 @@ def test_a_task_without_a_learner_config_is_refused(tmp_path):
     with pytest.raises(ValueError, match="task 'bogus': no learner config learn_bogus.yaml"):
         OnlineTrainer(TrainerConfig(task='bogus', data_dir=str(tmp_path)))
     assert not (tmp_path / 'checkpoints').exists()
+
+
+@pytest.mark.parametrize('refit_every, updates_per_step', [(50, 0.5), (100, 1.0)])
+def test_rig_train_and_the_bag_trainer_follow_the_schedule_of_one_learner_yaml(tmp_path, reach_env, refit_every,
+                                                                                updates_per_step):
+    """One learner YAML, two drivers: `rig train` (RIGAgent.learn) and the bag trainer refit the VAE at
+    the transition counts its refit_schedule names and make rl.updates_per_step updates per transition;
+    change the YAML and both change."""
+    from rig.config import load_yaml
+    from rig_learn.config import LearnConfig
+    learn_yaml = write_tiny_learn_yaml(tmp_path / 'learn.yaml', refit_every=refit_every,
+                                       updates_per_step=updates_per_step)
+    steps = 300
+    agent = RIGAgent.from_config(load_yaml(LearnConfig, learn_yaml), reach_env)
+    direct_refits = []
+    agent.learn(steps, callback=lambda a: direct_refits.append(a.counters['refit_at_step'])
+                if a.counters['refit_at_step'] not in direct_refits[-1:] + [-1] else None)
+
+    trainer = make_trainer(tmp_path, learn_yaml)
+    rng = np.random.default_rng(0)
+    bag_refits, fits = [], 0
+    for k in range(steps // 25):                 # bags of 25 transitions, read one at a time
+        record_sim_episode(tmp_path / 'data', f'a_ep{k:06d}', reach_env, rng, steps=25)
+        trainer.ingest()
+        if not trainer.waiting_for_frames:
+            train_until_idle(trainer)
+        if trainer.counters['vae_fits'] > fits + (fits == 0):   # a refit (the first fit is pretraining)
+            bag_refits.append(trainer.counters['transitions'])
+        fits = trainer.counters['vae_fits']
+
+    # rig train refits as step n + 1 begins, so the one due after its last step waits for more steps;
+    # the bag trainer pretrains at 30 frames (the second bag, 50 transitions): a refit due before that
+    # is covered by the pretraining.
+    expected = list(range(refit_every, steps + 1, refit_every))
+    assert direct_refits == expected[:-1] and agent.counters['vae_refits'] == len(expected) - 1
+    assert bag_refits == [n for n in expected if n > 50]
+    assert trainer.counters['vae_fits'] == 1 + len(bag_refits)
+    assert agent.counters['grad_steps'] == trainer.counters['updates'] == steps * updates_per_step

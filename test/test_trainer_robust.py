@@ -16,13 +16,12 @@ from test_online_trainer import RATE, SCALE, reach_env, record_sim_episode, writ
 
 @pytest.fixture
 def learn_yaml(tmp_path):
-    return write_tiny_learn_yaml(tmp_path / 'learn_long_fits.yaml', refit_steps=200)
+    return write_tiny_learn_yaml(tmp_path / 'learn_long_fits.yaml', refit_steps=200, refit_every=10)
 
 
 def trainer_config(tmp_path, learn_yaml, **kw) -> dict:
     values = dict(data_dir=str(tmp_path / 'data'), task='reach', learn_config=str(learn_yaml),
-                  action_scale=SCALE, control_rate_hz=RATE, pretrain_min_images=30, pretrain_steps=5,
-                  updates_per_transition=0.5, refit_every_transitions=10, checkpoint_every_updates=10)
+                  action_scale=SCALE, control_rate_hz=RATE, checkpoint_every_updates=10)
     values.update(kw)
     return values
 
@@ -107,7 +106,7 @@ def test_trainer_node_stops_mid_pretraining_in_time_and_a_resumed_trainer_contin
     rng = np.random.default_rng(0)
     for k in range(2):
         record_sim_episode(tmp_path / 'data', f'a_ep{k:06d}', reach_env, rng)
-    values = trainer_config(tmp_path, learn_yaml, pretrain_steps=100_000)   # minutes of pretraining
+    values = trainer_config(tmp_path, learn_yaml, learn_set=('vae.pretrain_steps=100000',))   # minutes of it
     core_log = logging.getLogger('rig.trainer')
     saved_log = (core_log.handlers[:], core_log.level, core_log.propagate)
     context = rclpy.Context()

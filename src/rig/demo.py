@@ -2,10 +2,11 @@
 
 1. Bring up the simulated graph as `rig up sim` does (sim bridge, encoder, policy, safety filter and
    recorder in this process, the trainer in its own), with a fresh data directory.
-2. Practise from scratch on `reach`: the policy imagines goals from the VAE prior; every episode is
-   recorded to a bag; the trainer, in its own process as under `ros2 launch`, learns from the bags
-   meanwhile and hot-swaps its checkpoints into encoder and policy. At the end of practice it catches
-   up on the last bags.
+2. Practise from scratch on `reach` until the trainer has pretrained its VAE on the first frames
+   (as `rig train` collects its pretraining images first), then `--practice-steps` more: the policy
+   imagines goals from the VAE prior; every episode is recorded to a bag; the trainer, in its own
+   process as under `ros2 launch`, learns from the bags meanwhile and hot-swaps its checkpoints into
+   encoder and policy. At the end of practice it catches up on the last bags.
 3. Act as the operator: reset the arm, ask the bridge for a goal image (`sim/sample_goal`), and let
    the policy reach for it.
 4. Write `goals.png` (goal image | reached image, per goal) and `summary.md`/`summary.json` with the
@@ -28,7 +29,11 @@ def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--task', default='reach')
     p.add_argument('--arm', default='sawyer')
-    p.add_argument('--practice-steps', type=int, default=10000, help='practice steps of each actor')
+    p.add_argument('--practice-steps', type=int, default=10000,
+                   help='practice steps of each actor after the VAE pretraining frames (as `rig train --steps`)')
+    p.add_argument('--params-file', action='append', default=[],
+                   help='ROS 2 parameter file over config/sim.yaml (as `rig up --params-file`), e.g. a trainer '
+                        "learn_set: ['vae.pretrain_images=1000']")
     p.add_argument('--namespaces', nargs='*', default=[],
                    help='one actor per namespace, all feeding the one trainer (default: one, root); the '
                         'operator goals go to the first')
@@ -53,7 +58,7 @@ def main(argv=None) -> int:
     from rig.graph import namespaces
     actors = namespaces(opts.namespaces)
     up = argparse.Namespace(graph='sim', task=opts.task, arm=opts.arm, data_dir=str(out / 'data'),
-                            namespace=' '.join(actors), practice=True, params_file=[], log_level='warn')
+                            namespace=' '.join(actors), practice=True, params_file=opts.params_file, log_level='warn')
     t_start = time.time()
     print(f'rig demo: task={opts.task} arm={opts.arm}, actors {[a or "/" for a in actors]}, output in {out}',
           flush=True)
@@ -93,8 +98,29 @@ def run(g, opts, actors: list[str], out: Path, t_start: float) -> str:
 
     # -- practice: the trainer (its own process) learns from the bags meanwhile and hot-swaps its
     # checkpoints in; with --round-steps, practice pauses every so often until it has caught up
+    def done_by(c, b) -> int:   # practice steps of actor c since the VAE was pretrained
+        return min(c.commands - b, opts.practice_steps)
+
     def sent() -> int:
-        return sum(min(c.commands, opts.practice_steps) for c in clients)
+        return sum(done_by(c, b) for c, b in zip(clients, base))
+
+    # -- pretraining frames: as `rig train` collects its VAE pretraining images before its first step,
+    # the actors practise until the trainer has fitted its VAE on the first vae.pretrain_images frames
+    # (the learner's schedule: rig_learn.schedule); --practice-steps counts the steps after that.
+    t0 = time.perf_counter()
+    for c in clients:
+        c.set_practice(True)
+    with tqdm(desc='practice until the VAE is pretrained', unit='frame') as bar:
+        def pretrained():
+            c, need = counters(), g.trainer_status.get('pretrain_images', 0)
+            bar.total = need or None
+            bar.update(min(c.get('frames', 0), need) - bar.n)
+            bar.set_postfix(vae_fits=c['vae_fits'], refresh=False)
+            return c['vae_fits'] > 0 and all(cl.checkpoint == g.trainer_status.get('latest') for cl in clients)
+        if not g.spin_until(pretrained, timeout=opts.train_timeout):
+            raise RuntimeError(f'the trainer did not pretrain its VAE within {opts.train_timeout:.0f} s '
+                               f'({g.trainer_status})')
+    pretraining_s, base = time.perf_counter() - t0, [c.commands for c in clients]
 
     step = opts.round_steps if opts.round_steps > 0 else opts.practice_steps
     rounds = list(range(step, opts.practice_steps, step)) + [opts.practice_steps]
@@ -113,10 +139,10 @@ def run(g, opts, actors: list[str], out: Path, t_start: float) -> str:
                 bar.set_postfix(episodes=c['episodes'], updates=c['updates'], vae_fits=c['vae_fits'],
                                 refresh=False)
                 bar.update(sent() - bar.n)  # redraws at most every 0.1 s
-                for client in clients:     # each actor stops at its own target
-                    if client.commands >= target and client.practising:
+                for client, b in zip(clients, base):     # each actor stops at its own target
+                    if client.commands - b >= target and client.practising:
                         client.set_practice(False, wait=False)
-                return all(client.commands >= target for client in clients)
+                return all(client.commands - b >= target for client, b in zip(clients, base))
             g.spin_until(practising)
             practising_s += time.perf_counter() - t0
             practised += sent() - n0
@@ -132,7 +158,7 @@ def run(g, opts, actors: list[str], out: Path, t_start: float) -> str:
     # -- operator goals -----------------------------------------------------------------------------
     results = [operator.reach_goal(k) for k in tqdm(range(opts.goals), desc=f'operator goals ({actors[0] or "/"})',
                                                     unit='goal')]
-    times = {'practice_s': t_practised, 'practice_and_training_s': t_practice, 'total_s': time.time() - t_start,
+    times = {'pretraining_s': pretraining_s, 'practice_s': t_practised, 'practice_and_training_s': t_practice, 'total_s': time.time() - t_start,
              'practising_s': practising_s,
              'practice_env_steps_per_s': practised / max(practising_s, 1e-9)}
     return write_report(out, opts, actors, results, counters(), times)
@@ -268,7 +294,8 @@ def write_report(out: Path, opts, actors: list[str], results: list[dict], counte
             'goals': [{k: v for k, v in r.items() if not k.endswith('_image')} for r in results]}
     (out / 'summary.json').write_text(json.dumps(data, indent=2))
     lines = [f'# rig demo: {opts.task} ({opts.arm})', '',
-             f'Practice: {opts.practice_steps} steps'
+             f'Practice: {times["pretraining_s"]:.0f} s until the trainer had pretrained its VAE on the first '
+             f'recorded frames (vae.pretrain_images), then {opts.practice_steps} steps'
              + (f' by each of {len(actors)} actors ({", ".join(actors)})' if len(actors) > 1 else '')
              + f' through the node graph with imagined goals, {times["practice_env_steps_per_s"]:.0f} env '
              f'steps/s '

@@ -18,12 +18,13 @@ import torch
 from rig.config import from_dict, to_dict
 
 from . import checkpoint as ckpt
-from .config import LearnConfig, refit_due
+from .config import LearnConfig
 from .envs import unwrapped_call
 from .evaluate import EvalResult, evaluate
 from .features import PixelFeaturizer, StateFeaturizer, VAEFeaturizer, reward_fn
 from .replay import ReplayBuffer
 from .rl import make_learner
+from .schedule import Schedule
 from .vae import ConvVAE, VAETrainer, decode_latents, encode_images
 
 
@@ -94,6 +95,7 @@ class RIGAgent:
             self.spec['goal_dim'] = self.featurizer.goal_dim
             self.learner = make_learner(cfg.rl.algo, self.featurizer.obs_dim + self.featurizer.goal_dim,
                                         spec['action_dim'], cfg.rl, self.device, self.gen)
+        self.schedule = Schedule(cfg)
         self.reward = reward_fn(cfg.reward if cfg.uses_vae else 'latent_distance', cfg.rl.reward_scale)
         self.buffer: ReplayBuffer | None = None
         self.counters = {'env_steps': 0, 'grad_steps': 0, 'episodes': 0, 'vae_refits': 0,
@@ -253,9 +255,9 @@ class RIGAgent:
         with finish=False, then one with steps=0; it draws the same batches as one call."""
         v = self.cfg.vae
         if images is None:
-            images = self.collect_vae_images(v.pretrain_images)
+            images = self.collect_vae_images(self.schedule.pretrain_images)
         self.pretrain_images = images
-        steps = v.pretrain_steps if steps is None else steps
+        steps = self.schedule.pretrain_steps if steps is None else steps
         m = {}
         for _ in range(steps):
             m = self.vae_trainer.train_step(images[self.rng.integers(0, len(images), v.batch_size)])
@@ -329,7 +331,7 @@ class RIGAgent:
         finish=False, then the buffer re-encoded (ReplayBuffer.refresh, or its equivalent in
         batches), then finish_refit(); it draws the same batches as one call."""
         v = self.cfg.vae
-        steps = v.refit_steps if steps is None else steps
+        steps = self.schedule.refit_steps if steps is None else steps
         m = {}
         n_pre = int(round(v.batch_size * v.refit_mix_pretrain)) if self.pretrain_images is not None else 0
         skewed = self._skew_sample if v.skew_vae_training else None
@@ -394,7 +396,6 @@ class RIGAgent:
         env step (return False to stop early)."""
         if self.env is None:
             raise RuntimeError('learn() needs an env (RIGAgent.from_config(cfg, env))')
-        rl = self.cfg.rl
         t0 = time.perf_counter()
         with torch.random.fork_rng(devices=[]):
             if self.cfg.uses_vae and not self.counters['vae_pretrained']:
@@ -407,8 +408,7 @@ class RIGAgent:
                 # checkpoints taken at step n (callback, end of learn) then see a policy trained on
                 # the current latents, not one the refit has just moved under it.
                 n = self.counters['env_steps']
-                if (self.cfg.uses_vae and refit_due(self.cfg.vae.refit_schedule, n)
-                        and self.counters['refit_at_step'] != n):
+                if self.schedule.refit_due(n - 1, n) and self.counters['refit_at_step'] != n:
                     self.refit_vae()
                     self.counters['refit_at_step'] = n
                 if not self._episode_open:
@@ -422,11 +422,10 @@ class RIGAgent:
                 if terminated or truncated:
                     self._episode_open = False
                     self.counters['episodes'] += 1
-                if self.counters['env_steps'] >= rl.learning_starts:
-                    self._update_budget += rl.updates_per_step
-                    while self._update_budget >= 1.0:
-                        last = self.train_step()
-                        self._update_budget -= 1.0
+                self._update_budget += self.schedule.updates_earned(n, n + 1)
+                while self._update_budget >= 1.0:
+                    last = self.train_step()
+                    self._update_budget -= 1.0
                 if callback is not None:
                     self.last_metrics.update({k: float(v) for k, v in last.items()})
                     if callback(self) is False:

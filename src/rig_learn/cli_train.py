@@ -33,25 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-progress', action='store_true', help='no tqdm progress bar')
 
 
-def parse_sets(items) -> dict:
-    import yaml
-    out = {}
-    for item in items:
-        key, sep, value = item.partition('=')
-        if not sep:
-            raise ConfigError(f'--set expects KEY=VALUE, got {item!r}')
-        out[key.strip()] = yaml.safe_load(value)
-    return out
-
-
 def run(args) -> int:
     from .agent import DeviceUnavailable, resolve_device
+    from .config import parse_overrides
     from .runs import config_path_for, load_config, train_run
 
     try:
         overrides = {'arm': args.arm, 'seed': args.seed, 'device': args.device, 'mode': args.mode,
                      'num_threads': args.threads, 'eval.every': args.eval_every, 'eval.n_goals': args.eval_goals}
-        overrides.update(parse_sets(args.set))
+        overrides.update(parse_overrides(args.set))
         path = args.config
         if path is None and args.mode and args.mode != 'rig':
             # baselines have their own files: config/learn_<task>_<mode>.yaml

@@ -204,10 +204,34 @@ class LearnConfig:
         return self.mode == 'rig'
 
 
-def refit_due(schedule, step: int) -> bool:
-    """True when an online VAE refit is due after `step` env steps (step >= 1)."""
-    every = None
-    for start, n in schedule:
-        if step >= start:
-            every = n
-    return every is not None and step > 0 and step % every == 0
+def parse_overrides(items) -> dict:
+    """['vae.beta=2.5', 'rl.hidden=[64, 64]'] -> {'vae.beta': 2.5, 'rl.hidden': [64, 64]} (values are
+    YAML): the `--set` of `rig train` and the benches, the `learn_set` parameter of the trainer node."""
+    import yaml
+    from rig.config import ConfigError
+    out = {}
+    for item in items:
+        key, sep, value = str(item).partition('=')
+        if not sep or not key.strip():
+            raise ConfigError(f'a learner override is KEY=VALUE (e.g. vae.beta=2.5), got {item!r}')
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def with_overrides(cfg: LearnConfig, overrides: dict) -> LearnConfig:
+    """A validated copy of `cfg` with dotted keys set (None values ignored); an unknown key is a
+    ConfigError naming it."""
+    from rig.config import ConfigError, from_dict, to_dict
+    d = to_dict(cfg)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        node, parts = d, key.split('.')
+        for p in parts[:-1]:
+            if not isinstance(node.get(p), dict):
+                raise ConfigError(f'unknown learner config key {key!r}')
+            node = node[p]
+        if parts[-1] not in node:
+            raise ConfigError(f'unknown learner config key {key!r}')
+        node[parts[-1]] = value
+    return from_dict(LearnConfig, d)

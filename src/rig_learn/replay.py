@@ -111,8 +111,10 @@ class ReplayBuffer:
             self._valid_cache = np.flatnonzero(self.has_next)
         return self._valid_cache
 
-    def sample_images(self, n: int) -> np.ndarray:
-        idx = self.rng.choice(np.flatnonzero(self.written), size=n)
+    def sample_images(self, n: int, replace: bool = True) -> np.ndarray:
+        """n stored images (without replacement: at most as many as are stored)."""
+        slots = np.flatnonzero(self.written)
+        idx = self.rng.choice(slots, size=n if replace else min(n, slots.size), replace=replace)
         return self.images[idx]
 
     def sample(self, batch_size: int, fractions=None) -> dict:

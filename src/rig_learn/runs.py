@@ -10,7 +10,7 @@ import numpy as np
 
 from rig.config import load_yaml, to_dict
 
-from .config import LearnConfig
+from .config import LearnConfig, with_overrides
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / 'config'
 
@@ -41,21 +41,7 @@ def load_config(task: str | None = None, path=None, **overrides) -> LearnConfig:
     cfg = load_yaml(LearnConfig, path, **({'task': task} if task and path is None else {}))
     if task is not None:
         overrides.setdefault('task', task)
-    return _apply(cfg, overrides)
-
-
-def _apply(cfg: LearnConfig, overrides: dict) -> LearnConfig:
-    from rig.config import from_dict
-    d = to_dict(cfg)
-    for k, v in overrides.items():
-        if v is None:
-            continue
-        node = d
-        parts = k.split('.')
-        for p in parts[:-1]:
-            node = node[p]
-        node[parts[-1]] = v
-    return from_dict(LearnConfig, d)
+    return with_overrides(cfg, overrides)
 
 
 class MetricsWriter:

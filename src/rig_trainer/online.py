@@ -31,7 +31,7 @@ import numpy as np
 from rig.config import from_dict, load_yaml, to_dict
 from rig_learn import checkpoint as ckpt
 from rig_learn.agent import RIGAgent
-from rig_learn.config import LearnConfig
+from rig_learn.config import LearnConfig, parse_overrides, with_overrides
 from rig_trainer.bags import BagError, Episode, list_closed_bags, read_episodes
 
 log = logging.getLogger('rig.trainer')
@@ -39,24 +39,22 @@ log = logging.getLogger('rig.trainer')
 CHECKPOINT_PREFIX = 'ckpt_'
 _CKPT_RE = re.compile(r'^ckpt_(\d{8})$')
 REENCODE_BATCH = 1024       # frames re-encoded per slice after a VAE fit (tens of ms on one core)
-PRETRAIN_SAMPLE = 10000     # most images drawn from the buffer for the first VAE fit
 
 
 @dataclasses.dataclass
 class TrainerConfig:
-    """How the online trainer consumes bags and when it publishes checkpoints."""
+    """Where the online trainer finds bags and puts checkpoints, and how it turns recorded commands
+    back into actions. When it fits the VAE and how many updates it owes the data is the learner's
+    schedule (rig_learn.schedule), read from the learner YAML, the same one `rig train` follows."""
     data_dir: str = 'data'
     checkpoint_dir: str = ''            # '' -> <data_dir>/checkpoints
     task: str = 'reach'
     arm: str = 'sawyer'
     learn_config: str = ''              # learner YAML; '' -> config/learn_<task>.yaml (if present)
+    learn_set: tuple[str, ...] = ()     # KEY=VALUE overrides of the learner YAML, as `rig train --set`
     action_scale: float = 0.02          # metres per step at action 1.0 (the sim's action_scale)
     control_rate_hz: float = 20.0       # the graph's control rate: velocity (m/s) = action * scale * rate
     action_dim: int = 2                 # 2: x-y hand motion (reach, push); 3: x-y-z (door)
-    updates_per_transition: float = 4.0
-    pretrain_min_images: int = 500      # first VAE fit once this many frames are on disk
-    pretrain_steps: int = 1000
-    refit_every_transitions: int = 2000  # online VAE refit (then the buffer is re-encoded)
     checkpoint_every_updates: int = 1000
     keep_checkpoints: int = 3
     seed: int = 0
@@ -77,7 +75,7 @@ def load_learn_config(cfg: TrainerConfig) -> LearnConfig:
             raise ValueError(f'task {cfg.task!r}: no learner config {candidate.name} (tasks: {known}); '
                              'give learn_config for another task')
         path = str(candidate)
-    learn = load_yaml(LearnConfig, path)
+    learn = with_overrides(load_yaml(LearnConfig, path), parse_overrides(cfg.learn_set))
     learn.task, learn.arm, learn.seed, learn.device = cfg.task, cfg.arm, cfg.seed, cfg.device
     learn.num_threads = cfg.num_threads
     return learn
@@ -122,11 +120,12 @@ class OnlineTrainer:
         self._pretrain_images: np.ndarray | None = None
         self._reencoded = 0           # frames of the buffer re-encoded since the fit's steps ended
         self._updates_owed = 0.0
-        self._since_refit = 0
+        self._refit_pending = False    # the schedule made a refit due; it starts at the next train()
         self._since_ckpt = 0
         self._ledger_changed = False   # bags ingested or skipped, VAE steps done since the last checkpoint
         self.spec = agent_spec(cfg, self.learn)
         self.agent = RIGAgent(self.learn, spec=self.spec)
+        self.schedule = self.agent.schedule
         self.agent._make_buffer()
         self.latest: Path | None = None
         resume = latest_checkpoint(self.ckpt_dir)
@@ -144,13 +143,14 @@ class OnlineTrainer:
         agent.spec.update({k: self.spec[k] for k in ('action_scale', 'control_rate_hz')})
         agent._make_buffer()
         self.agent = agent
+        self.schedule = agent.schedule
         self.counters.update(ledger['counters'])
         self.bad_bags = dict(ledger.get('bad_bags', {}))
         self.dropped_frames = collections.Counter(ledger.get('dropped_frames', {}))
         self.bag_transitions = dict(ledger.get('bag_transitions', {}))
         self.vae_job = ledger.get('vae_job')
         self._updates_owed = float(ledger.get('updates_owed', 0.0))
-        self._since_refit = int(ledger.get('since_refit', 0))
+        self._refit_pending = bool(ledger.get('refit_pending', False))
         self.ingested = list(ledger['ingested'])   # all of them, re-read or not: none is ingested twice
         self.latest = path
         # Newest first, until the buffer is full: it keeps only its newest `capacity` frames, and a bag
@@ -214,14 +214,16 @@ class OnlineTrainer:
             self.counters['transitions'] += n
             self.counters['frames'] += sum(len(ep.images) for ep in episodes)
             self.dropped_frames.update(dropped)
+            before = self.counters['transitions'] - n
+            self._updates_owed += self.schedule.updates_earned(before, before + n)
+            if self.vae_ready and self.schedule.refit_due(before, before + n):
+                self._refit_pending = True
             added += n
             if dropped:
                 log.warning('ingested %s: %d episode(s), %d transitions; dropped frames: %s', bag.name,
                             len(episodes), n, ', '.join(f'{k} {v}' for k, v in sorted(dropped.items())))
             else:
                 log.info('ingested %s: %d episode(s), %d transitions', bag.name, len(episodes), n)
-        self._updates_owed += added * self.cfg.updates_per_transition
-        self._since_refit += added
         return added
 
     def _read_bag(self, bag: Path) -> list[tuple[Episode, tuple]]:
@@ -288,12 +290,11 @@ class OnlineTrainer:
             return 0
         deadline = time.perf_counter() + budget_s
         if self.vae_job is None:
-            if not self.vae_ready and self.counters['frames'] >= self.cfg.pretrain_min_images:
-                self.vae_job = {'kind': 'pretrain', 'steps': int(self.cfg.pretrain_steps), 'done': 0}
-                self._since_refit = 0
-            elif self.vae_ready and self._since_refit >= self.cfg.refit_every_transitions:
-                self.vae_job = {'kind': 'refit', 'steps': int(self.learn.vae.refit_steps), 'done': 0}
-                self._since_refit = 0
+            if not self.vae_ready and self.counters['frames'] >= self.schedule.pretrain_images:
+                self.vae_job = {'kind': 'pretrain', 'steps': self.schedule.pretrain_steps, 'done': 0}
+            elif self.vae_ready and self._refit_pending:
+                self.vae_job = {'kind': 'refit', 'steps': self.schedule.refit_steps, 'done': 0}
+                self._refit_pending = False
         if self.vae_job is not None and not self._continue_vae_job(deadline):
             return 0
         if not self.vae_ready:
@@ -316,7 +317,7 @@ class OnlineTrainer:
         job, buf = self.vae_job, self.agent.buffer
         pretrain = job['kind'] == 'pretrain'
         if pretrain and self._pretrain_images is None:
-            self._pretrain_images = buf.sample_images(min(buf.total_frames, PRETRAIN_SAMPLE))
+            self._pretrain_images = buf.sample_images(self.schedule.pretrain_images, replace=False)
         while job['done'] < job['steps']:
             if self._out_of_time(deadline):
                 return False
@@ -358,7 +359,7 @@ class OnlineTrainer:
     @property
     def waiting_for_frames(self) -> bool:
         """No VAE yet and too few frames on disk to fit one: there is nothing to train on."""
-        return not self.vae_ready and self.counters['frames'] < self.cfg.pretrain_min_images
+        return not self.vae_ready and self.counters['frames'] < self.schedule.pretrain_images
 
     @property
     def caught_up(self) -> bool:
@@ -399,7 +400,7 @@ class OnlineTrainer:
                     'trainer': {'ingested': list(self.ingested), 'bag_transitions': dict(self.bag_transitions),
                                 'bad_bags': dict(self.bad_bags), 'dropped_frames': dict(self.dropped_frames),
                                 'vae_job': dict(self.vae_job) if self.vae_job else None,
-                                'updates_owed': self._updates_owed, 'since_refit': self._since_refit,
+                                'updates_owed': self._updates_owed, 'refit_pending': self._refit_pending,
                                 'counters': counters, 'trainer_config': dataclasses.asdict(self.cfg)}}
         ckpt.write_checkpoint(path, manifest, self.agent.state_dicts())
         self.counters = counters

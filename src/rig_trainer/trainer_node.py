@@ -45,11 +45,7 @@ class TrainerNodeConfig(TrainerConfig):
                               f'{self.action_scale} control_rate_hz={self.control_rate_hz}')
         if self.action_dim not in (2, 3):
             raise ConfigError(f'action_dim must be 2 or 3, got {self.action_dim}')
-        if self.updates_per_transition < 0:
-            raise ConfigError(f'updates_per_transition must be >= 0, got {self.updates_per_transition}')
-        at_least_one = {f: getattr(self, f) for f in ('pretrain_min_images', 'pretrain_steps',
-                                                      'refit_every_transitions', 'checkpoint_every_updates',
-                                                      'keep_checkpoints')}
+        at_least_one = {f: getattr(self, f) for f in ('checkpoint_every_updates', 'keep_checkpoints')}
         low = {f: v for f, v in at_least_one.items() if v < 1}
         if low:
             raise ConfigError(f'{", ".join(low)} must be >= 1, got {", ".join(str(v) for v in low.values())}')
@@ -63,14 +59,12 @@ DESCRIPTIONS = {
     'checkpoint_dir': "where checkpoints are written; '' = <data_dir>/checkpoints",
     'task': 'task the model is trained for (checked by consumers of the checkpoints)',
     'arm': 'arm the data comes from',
-    'learn_config': "learner YAML (rig_learn.config.LearnConfig); '' = config/learn_<task>.yaml",
+    'learn_config': "learner YAML (rig_learn.config.LearnConfig), the schedule `rig train` follows too; "
+                    "'' = config/learn_<task>.yaml",
+    'learn_set': "overrides of the learner YAML, KEY=VALUE as `rig train --set` (e.g. ['vae.pretrain_images=1000'])",
     'action_scale': 'metres per step at action 1.0 (must match the policy node)',
     'control_rate_hz': 'control rate of the actors (must match the policy node)',
     'action_dim': 'action dimensions: 2 (x-y hand motion) or 3 (x-y-z)',
-    'updates_per_transition': 'gradient steps per ingested transition (the paper: about 4)',
-    'pretrain_min_images': 'frames on disk before the first VAE fit',
-    'pretrain_steps': 'Adam steps of the first VAE fit',
-    'refit_every_transitions': 'refit the VAE (and re-encode the buffer) after this many new transitions',
     'checkpoint_every_updates': 'publish a checkpoint at least every this many gradient steps',
     'keep_checkpoints': 'how many checkpoints to keep on disk',
     'seed': 'seed of the learner',
@@ -81,9 +75,9 @@ DESCRIPTIONS = {
 }
 #: Settable at run time (`ros2 param set`): read by the training thread when used (the core's fields
 #: are copied into `OnlineTrainer.cfg`: see `Trainer.on_parameters_changed`). The rest is read-only:
-#: paths, task, model, action conversion, seed and device are fixed for a run (and a checkpoint).
-LIVE_PARAMETERS = ('updates_per_transition', 'pretrain_min_images', 'pretrain_steps', 'refit_every_transitions',
-                   'checkpoint_every_updates', 'keep_checkpoints', 'scan_period_s', 'train_slice_s')
+#: paths, task, the learner config and its overrides (the model and its schedule), action conversion,
+#: seed and device are fixed for a run (and a checkpoint).
+LIVE_PARAMETERS = ('checkpoint_every_updates', 'keep_checkpoints', 'scan_period_s', 'train_slice_s')
 
 
 class Trainer(Node):
@@ -111,6 +105,7 @@ class Trainer(Node):
         """Counters, newest checkpoint, VAE fit in progress, bags waiting, and whether it is caught up."""
         t = self.trainer
         return {'counters': dict(t.counters), 'latest': str(t.latest or ''), 'vae_job': dict(t.vae_job or {}),
+                'pretrain_images': t.schedule.pretrain_images,
                 **t.backlog(), 'bad_bags': len(t.bad_bags), 'dropped_frames': dict(t.dropped_frames),
                 'error': '' if self.error is None else f'{type(self.error).__name__}: {self.error}'}
 
