@@ -15,7 +15,7 @@ export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv tooling test test-fast demo bench bench-sim bench-learn clean
+.PHONY: venv tooling test test-fast lint demo bench bench-sim bench-learn clean
 
 venv: $(STAMP)
 
@@ -45,6 +45,10 @@ test: venv tooling
 # Without the tests marked slow.
 test-fast: venv tooling
 	$(PY) -m pytest -q -m "not slow"
+
+# pyflakes, pycodestyle, bugbear and import order (ruff.toml); CI runs it before the tests.
+lint: venv
+	$(VENV)/bin/ruff check .
 
 demo: venv
 	$(PY) -m rig.demo

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ sys.path.insert(0, str(REPO / 'test'))
 def latency(n_frames: int = 600, rate_hz: float = 20.0) -> dict:
     import rclpy
     from geometry_msgs.msg import PoseStamped, TwistStamped
+    from ros_util import spawn_node, spin_until
     from sensor_msgs.msg import Image
 
     from rig import qos
@@ -44,7 +46,6 @@ def latency(n_frames: int = 600, rate_hz: float = 20.0) -> dict:
     from rig_learn.config import LearnConfig
     from rig_perception.image_msgs import numpy_to_image
     from rig_trainer.online import TrainerConfig, agent_spec
-    from ros_util import spawn_node, spin_until
 
     work = RESULTS / 'runs' / 'latency'
     work.mkdir(parents=True, exist_ok=True)
@@ -155,6 +156,8 @@ def learning(practice_steps: int, goals: int, round_steps: int = 0, namespaces: 
 def record(out: Path, command: str, **extra) -> dict:
     """One learning figure from the demo's summary.json: distance, wall, env steps/s, host, command."""
     summary = json.loads((out / 'summary.json').read_text())
+    if (out / 'goals.png').exists():   # runs/ is not kept in git; its picture is
+        shutil.copyfile(out / 'goals.png', RESULTS / f'{out.name}_goals.png')
     return {**extra, 'actors': summary['actors'],
             'graph_median_final_distance_m': summary['median_final_distance_m'],
             'graph_wall_s': summary['times_s']['total_s'], 'times_s': summary['times_s'],
@@ -184,10 +187,10 @@ class Launched:
 
     def __init__(self, work: Path, *launch_args: str):
         import rclpy
+        from launch_util import VENV_BIN, Running, build_workspace
         from rclpy.executors import SingleThreadedExecutor
         from std_msgs.msg import String
 
-        from launch_util import VENV_BIN, Running, build_workspace
         from rig import qos
         env = build_workspace(work)
         self.run = Running([str(VENV_BIN / 'ros2'), 'launch', 'rig', 'sim.launch.py', *launch_args], env,
@@ -229,6 +232,7 @@ def launch_learning(practice_steps: int, goals: int) -> dict:
     import tempfile
 
     from launch_util import tooling_missing
+
     from rig import demo
     missing = tooling_missing()
     if missing:
@@ -325,12 +329,14 @@ def actors(one: dict | None, practice_steps: int, goals: int) -> dict:
 
 def markdown(out: dict) -> str:
     """graph.md: every section's figures, each with the command that produced it."""
-    lines = ['# Node graph figures', '', 'Written by `python -m bench.bench_graph` (`make bench`); JSON: graph.json.', '']
+    lines = ['# Node graph figures', '',
+             'Written by `python -m bench.bench_graph` (`make bench`); JSON: graph.json.', '']
     if 'latency' in out:
         lat = out['latency']
         lines += ['## Frame -> rig/cmd latency (encoder, policy, safety filter: one process each)', '',
                   f"p50 {lat['p50_ms']:.2f} ms (target <= 5), p99 {lat['p99_ms']:.2f} ms (target <= 20), "
-                  f"{lat['answered']}/{lat['frames']} frames answered. `python -m bench.bench_graph --only latency`", '']
+                  f"{lat['answered']}/{lat['frames']} frames answered. "
+                  '`python -m bench.bench_graph --only latency`', '']
     if 'throughput' in out:
         tp = out['throughput']
         lines += ['## Lockstep practice throughput (`rig up sim --practice`)', '',

@@ -114,7 +114,8 @@ def main(argv=None) -> int:
               f"{runs[-1]['grad_steps_per_s']:.1f} grad steps/s", flush=True)
     result = {
         'task': args.task, 'arm': args.arm, 'mode': cfg.mode, 'steps': args.steps, 'seeds': args.seeds,
-        'smoke': args.smoke, 'max_minutes': args.max_minutes, 'threads': args.threads, 'device': args.device, 'config': str(config or f'config/learn_{args.task}.yaml'),
+        'smoke': args.smoke, 'max_minutes': args.max_minutes, 'threads': args.threads, 'device': args.device,
+        'config': str(config or f'config/learn_{args.task}.yaml'),
         'overrides': {k: v for k, v in overrides.items() if v is not None},
         'goal_prior': cfg.vae.goal_prior if cfg.uses_vae else None,
         # how imagined goals were drawn, whether set by the config or the command (learn_table's default check)
@@ -277,12 +278,14 @@ def write_result(result: dict, curves: dict, stem: str, results_dir: Path = RESU
     lines = [f"# Learner benchmark: {task} ({result['arm']}, {mode}), {steps} env steps"
              + (f', capped at {max_minutes:g} min per seed' if max_minutes else '')
              + (' (SMOKE RUN: numbers not meaningful)' if result.get('smoke') else ''), '',
-             '| seed | env steps done | final hand dist. median (m) | final puck dist. median (m) | success | wall (s) | env steps/s | grad steps/s |',
+             '| seed | env steps done | final hand dist. median (m) | final puck dist. median (m) | success | wall (s) '
+             '| env steps/s | grad steps/s |',
              '|---|---|---|---|---|---|---|---|']
     fmt = lambda v: '-' if v is None else f'{v:.4f}'
     for r in runs:
-        lines.append(f"| {r['seed']} | {r['env_steps']} | {fmt(r['hand_distance_median'])} | {fmt(r['puck_distance_median'])} | "
-                     f"{r['success']:.2f} | {r['wall_s']:.0f} | {r['env_steps_per_s']:.1f} | {r['grad_steps_per_s']:.1f} |")
+        lines.append(f"| {r['seed']} | {r['env_steps']} | {fmt(r['hand_distance_median'])} | "
+                     f"{fmt(r['puck_distance_median'])} | {r['success']:.2f} | {r['wall_s']:.0f} | "
+                     f"{r['env_steps_per_s']:.1f} | {r['grad_steps_per_s']:.1f} |")
     if median is not None:
         lines += ['', f"Median over seeds, final {headline.replace('_', ' ')}: {median:.4f}"
                   + (f" (target <= {tgt['max_m']} m in {tgt['steps']} steps, {tgt['wall_s']} s: "
@@ -291,11 +294,13 @@ def write_result(result: dict, curves: dict, stem: str, results_dir: Path = RESU
     if directions:
         from bench.per_goal import markdown
         ok_m = directions[0]['per_goal_direction']['success_distance_m']
-        lines += ['', f'Final puck distance per goal, by the direction the goal moves the puck (`python -m bench.per_goal`; '
+        lines += ['', 'Final puck distance per goal, by the direction the goal moves the puck '
+                  f'(`python -m bench.per_goal`; '
                   f'goals within {ok_m} m / goals, median in brackets):', '',
                   markdown([{**r['per_goal_direction'], 'run_dir': f"seed {r['seed']}"} for r in directions])]
     if result.get('jobs', 1) > 1:
-        lines += ['', f"Seeds ran {result['jobs']} at a time, one process each (`--jobs`): wall times include sharing the machine."]
+        lines += ['', f"Seeds ran {result['jobs']} at a time, one process each (`--jobs`): wall times include "
+                  'sharing the machine.']
     host = result.get('machine') or {}
     if host.get('reference_linear_ms'):
         lines += ['', f"Machine: {host.get('cpu_model') or 'unknown CPU'} "
@@ -310,7 +315,8 @@ def write_result(result: dict, curves: dict, stem: str, results_dir: Path = RESU
         learning_curve(curves, results_dir / f'{stem}_curves.png', key=f'eval/{headline}_median',
                        title=f"{task} {mode}: eval {headline.replace('_', ' ')} (median)")
         if headline != 'hand_distance':
-            learning_curve(curves, results_dir / f'{stem}_hand_curves.png', title=f'{task} {mode}: eval hand distance (median)')
+            learning_curve(curves, results_dir / f'{stem}_hand_curves.png',
+                           title=f'{task} {mode}: eval hand distance (median)')
     print('\n'.join(lines))
     print(f"wrote {results_dir / (stem + '.json')}")
 

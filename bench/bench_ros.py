@@ -72,9 +72,9 @@ def run(task: str, arm: str, steps: int, warmup: int = 50) -> dict:
             try:
                 one_step(timeout=0.5)
                 break
-            except TimeoutError:
+            except TimeoutError as exc:
                 if bridge.poll() is not None or time.time() - t_start > 60:
-                    raise RuntimeError('sim bridge did not come up')
+                    raise RuntimeError('sim bridge did not come up') from exc
         for _ in range(warmup):
             one_step()
         lat = []

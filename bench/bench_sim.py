@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import platform
+import sys
 import time
 from pathlib import Path
 

@@ -117,7 +117,8 @@ def main(argv=None) -> int:
     mu, logvar = agent.encode(images)
     n_fit = 2 * len(goals) // 3
     r2 = {name: probe_r2(mu, states[:, sl], n_fit) for name, sl in PROBES[args.task].items()}
-    result = {'task': args.task, 'arm': cfg.arm, 'config': args.config or (None if args.checkpoint else f'config/learn_{args.task}.yaml'),
+    config = args.config or (None if args.checkpoint else f'config/learn_{args.task}.yaml')
+    result = {'task': args.task, 'arm': cfg.arm, 'config': config,
               'checkpoint': str(args.checkpoint) if args.checkpoint else None,
               'overrides': args.set, 'vae': to_dict(cfg.vae), 'pretrain_s': pretrain_s,
               'final_pretrain_batch': vae_metrics, 'probe_r2': r2,

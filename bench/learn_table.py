@@ -133,7 +133,8 @@ def command_of(result: dict, path: Path) -> str:
     # (results written before bench_learn recorded its command line)
     config = Path(result.get('config') or '')
     stem = config.stem if config.name else f'learn_{task}'
-    cmd = f"python -m bench.bench_learn --task {task} --seeds {' '.join(map(str, result['seeds']))} --steps {result['steps']}"
+    seeds = ' '.join(map(str, result['seeds']))
+    cmd = f"python -m bench.bench_learn --task {task} --seeds {seeds} --steps {result['steps']}"
     if stem != f'learn_{task}':
         cmd += f' --config config/{config.name}'
     tag = path.stem[len(stem):]
@@ -189,7 +190,8 @@ def collect(results_dir: Path = RESULTS, defaults=default_config) -> list[dict]:
             continue
         key = (result['task'], method_of(result)[1], result['steps'])   # budgets kept apart
         old = best.get(key)
-        if old is None or (len(result['seeds']), result.get('date', '')) > (len(old[0]['seeds']), old[0].get('date', '')):
+        newer = (len(result['seeds']), result.get('date', ''))
+        if old is None or newer > (len(old[0]['seeds']), old[0].get('date', '')):
             best[key] = (result, path)
     rows = []
     for (task, _, _), (result, path) in sorted(best.items(), key=lambda kv: (kv[0][0], kv[0][2], method_of(kv[1][0]))):
@@ -241,7 +243,8 @@ def render(rows: list[dict]) -> str:
         trs = [r for r in rows if r['task'] == task]
         headline = trs[0]['headline'].replace('_', ' ')
         lines += [f'## {task}', '',
-                  f'| method | env steps | seeds | final {headline} (m), median over seeds | per seed | success | wall per seed | env / grad steps/s | command |',
+                  f'| method | env steps | seeds | final {headline} (m), median over seeds | per seed | success '
+                  '| wall per seed | env / grad steps/s | command |',
                   '|---|---|---|---|---|---|---|---|---|']
         for r in trs:
             per = ' / '.join(map(f, r['per_seed']))
@@ -256,7 +259,8 @@ def render(rows: list[dict]) -> str:
             steps = steps_cell(r)
             method = r['method'] + (' **(default config)**' if r.get('default') else '')
             lines.append(f"| {method} | {steps} | {len(r['seeds']) or '-'} | "
-                         f"{f(r['median']) if r['median'] is not None else '-'} | {per} | {succ} | {wall} | {speed} | `{r['command']}` |")
+                         f"{f(r['median']) if r['median'] is not None else '-'} | {per} | {succ} | {wall} | "
+                         f"{speed} | `{r['command']}` |")
         tgt = next((r['target'] for r in trs if r['target']), None)
         if tgt:
             judged = next((r for r in trs if r.get('default') and r['steps'] >= tgt['steps']), None)
@@ -265,7 +269,8 @@ def render(rows: list[dict]) -> str:
             else:   # over how many seeds: one seed's verdict is not three seeds'
                 n = len(judged['seeds'])
                 verdict = f"{'met' if judged['meets_target'] else 'not met'}, over {n} seed{'s' if n != 1 else ''}"
-            lines += ['', f"Target for RIG with the default config: final {tgt.get('metric', 'hand_distance').replace('_', ' ')} "
+            metric = tgt.get('metric', 'hand_distance').replace('_', ' ')
+            lines += ['', f"Target for RIG with the default config: final {metric} "
                           f"<= {tgt.get('max_m', tgt.get('hand_distance_m'))} m after {tgt['steps']} steps within "
                           f"{tgt['wall_s'] / 60:.0f} min: {verdict}."]
         lines += where_it_fails(trs)

@@ -72,7 +72,8 @@ def merge(results: list[dict]) -> dict:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('files', nargs='+', type=Path, help='bench_learn result JSONs (two or more)')
-    p.add_argument('--out', type=Path, default=None, help='output JSON (default bench/results/<stem of the first>.json)')
+    p.add_argument('--out', type=Path, default=None,
+                   help='output JSON (default bench/results/<stem of the first>.json)')
     args = p.parse_args(argv)
     try:
         results = [json.loads(f.read_text()) for f in args.files]

@@ -108,7 +108,8 @@ def update_result(path: Path) -> list[dict]:
         if not (run_dir / 'eval.json').is_file():
             raise SystemExit(f"{path}: seed {run['seed']}'s run directory {run_dir} is not here")
         final = json.loads((run_dir / 'eval.json').read_text())
-        if final.get('env_steps') != run['env_steps'] or final.get('eval/puck_distance_median') != run['puck_distance_median']:
+        if (final.get('env_steps') != run['env_steps']
+                or final.get('eval/puck_distance_median') != run['puck_distance_median']):
             raise SystemExit(f"{path}: {run_dir} is not seed {run['seed']}'s run (its eval.json differs)")
         run['per_goal_direction'] = breakdown(run_dir, final)
         rows.append({**run['per_goal_direction'], 'run_dir': f"seed {run['seed']}"})

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Callable
 
 import yaml
-
 from ros_util import REPO, node_env
 
 VENV_BIN = Path(sys.executable).parent

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
+from ros_util import REPO, spawn_node, spin_until
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
@@ -20,7 +21,6 @@ from rig.ros_params import dataclass_from_yaml_params
 from rig_policy.arm_adapter_node import ArmAdapterConfig
 from rig_policy.home_pose import HomeConfig
 from rig_policy.kinematics import ArmKinematics
-from ros_util import REPO, spawn_node, spin_until
 
 pytestmark = pytest.mark.ros
 

@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import rclpy
 from geometry_msgs.msg import TwistStamped
+from ros_util import rclpy_node, spawn_node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from rig import qos
 from rig_policy.kinematics import ArmKinematics
-from ros_util import rclpy_node, spawn_node
 
 pytestmark = pytest.mark.ros
 HOME = np.array([-0.470, -1.735, 2.480, -2.275, -1.590, -1.991])

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import rclpy
 from rclpy.executors import SingleThreadedExecutor
+from ros_util import node_env, ros_args, spawn_node
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
@@ -19,7 +20,6 @@ from std_srvs.srv import Trigger
 from rig import qos
 from rig_policy.home_pose import plan_home, tracking_velocity, trajectory_message
 from rig_policy.kinematics import ArmKinematics
-from ros_util import node_env, ros_args, spawn_node
 
 HOME = np.array([-0.470, -1.735, 2.480, -2.275, -1.590, -1.991])
 

@@ -9,7 +9,7 @@ from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 
 from rig_perception.image_msgs import numpy_to_image
-from rig_trainer.bags import (TYPESTORE, BagError, EpisodeBagWriter, list_closed_bags, read_episodes)
+from rig_trainer.bags import TYPESTORE, BagError, EpisodeBagWriter, list_closed_bags, read_episodes
 
 
 def _stamp(t_ns):

@@ -45,7 +45,8 @@ def test_vae_diagnostic_probes_a_trained_runs_checkpoint(tmp_path, monkeypatch, 
     agent.learn(60)
     agent.save(tmp_path / 'checkpoint')
     monkeypatch.setattr(bench_vae, 'RESULTS', tmp_path)
-    assert bench_vae.main(['--task', 'push', '--checkpoint', str(tmp_path / 'checkpoint'), '--goals', '45', '--tag', '_c']) == 0
+    assert bench_vae.main(['--task', 'push', '--checkpoint', str(tmp_path / 'checkpoint'), '--goals', '45',
+                           '--tag', '_c']) == 0
     result = json.loads((tmp_path / 'vae_push_c.json').read_text())
     assert result['checkpoint'] == str(tmp_path / 'checkpoint') and result['pretrain_s'] is None
     assert result['vae']['latent_dim'] == 4 and len(result['latent_mean_std']) == 4   # the checkpoint's VAE
@@ -79,14 +80,17 @@ def test_learn_table_picks_the_run_with_most_seeds_and_reads_push_targets(tmp_pa
     import bench.learn_table
     render = bench.learn_table.render
     collect = partial(bench.learn_table.collect, defaults=defaults_with('standard'))
-    base = {'task': 'push', 'mode': 'rig', 'steps': 200000, 'config': 'config/learn_push.yaml', 'goal_prior': 'standard',
+    base = {'task': 'push', 'mode': 'rig', 'steps': 200000, 'config': 'config/learn_push.yaml',
+            'goal_prior': 'standard',
             'median_env_steps_per_s': 35.0, 'median_grad_steps_per_s': 130.0,
             'target': {'metric': 'puck_distance', 'max_m': 0.06, 'steps': 200000, 'wall_s': 7200}}
     run = lambda puck: {'puck_distance_median': puck, 'hand_distance_median': 0.02, 'success': 0.5, 'wall_s': 5000}
-    (tmp_path / 'learn_push.json').write_text(json.dumps({**base, 'seeds': [0], 'runs': [run(0.05)], 'meets_target': True}))
+    (tmp_path / 'learn_push.json').write_text(json.dumps({**base, 'seeds': [0], 'runs': [run(0.05)],
+                                                          'meets_target': True}))
     (tmp_path / 'learn_push_3.json').write_text(json.dumps({**base, 'seeds': [0, 1, 2], 'meets_target': False,
                                                              'runs': [run(0.05), run(0.09), run(0.07)]}))
-    (tmp_path / 'learn_push_smoke.json').write_text(json.dumps({**base, 'seeds': [0, 1, 2, 3], 'smoke': True, 'runs': []}))
+    (tmp_path / 'learn_push_smoke.json').write_text(json.dumps({**base, 'seeds': [0, 1, 2, 3], 'smoke': True,
+                                                                'runs': []}))
     rows, reference = collect(tmp_path)   # the run with most seeds, then the "do nothing" scale
     assert reference['file'] is None and reference['method'].startswith('do nothing')
     assert rows['per_seed'] == [0.05, 0.09, 0.07] and rows['median'] == 0.07
@@ -117,7 +121,8 @@ def test_learn_table_picks_the_run_with_most_seeds_and_reads_push_targets(tmp_pa
     # A run changing anything else is a row of its own, named by what it changed, and not the default.
     (tmp_path / 'learn_push_data_bank.json').write_text(json.dumps(
         {**base, 'goal_prior': 'data', 'overrides': {'vae.goal_prior': 'data', 'vae.goal_bank_pretrain_fraction': 0.5},
-         'seeds': [0], 'runs': [run(0.04)], 'meets_target': True, 'relabel': {'own': 0.1, 'prior': 0.5, 'future': 0.4}}))
+         'seeds': [0], 'runs': [run(0.04)], 'meets_target': True,
+         'relabel': {'own': 0.1, 'prior': 0.5, 'future': 0.4}}))
     rows = bench.learn_table.collect(tmp_path, defaults=defaults_with('data'))
     variant = [r for r in rows if r['file'] == 'learn_push_data_bank.json']
     assert variant[0]['method'] == 'RIG, goal prior: latents of seen images, vae.goal_bank_pretrain_fraction=0.5'
@@ -278,7 +283,8 @@ def test_seeds_run_in_parallel_processes_merge_into_one_result(tmp_path):
     out = tmp_path / 'merged' / 'learn_reach_m.json'
     assert merge_seeds.main([str(tmp_path / 'b.json'), str(tmp_path / 'a.json'), '--out', str(out)]) == 0
     again = json.loads(out.read_text())
-    assert again['median_final_hand_distance'] == merged['median_final_hand_distance'] and len(again['merged_from']) == 2
+    assert again['median_final_hand_distance'] == merged['median_final_hand_distance']
+    assert len(again['merged_from']) == 2
     assert all(m['machine']['reference_linear_ms'] > 0 for m in again['merged_from'])   # each host kept
     assert '--seeds 0 1 ' in again['command'] and 'merge_seeds' in (out.parent / 'learn_reach_m.md').read_text()
     c = copy.deepcopy(b)
@@ -323,7 +329,8 @@ def test_push_results_break_final_distances_down_by_push_direction(tmp_path):
     import json
 
     import bench.bench_learn as bench_learn
-    from bench.per_goal import GROUPS, breakdown, main as per_goal_main
+    from bench.per_goal import GROUPS, breakdown
+    from bench.per_goal import main as per_goal_main
     from rig_sim.tasks import PUCK_SUCCESS_DISTANCE, REGION_CENTRE
     argv = ['--task', 'push', '--seeds', '0', '--steps', '200', '--smoke', '--eval-goals', '5', '--tag', '_d',
             '--results-dir', str(tmp_path)]
@@ -338,7 +345,8 @@ def test_push_results_break_final_distances_down_by_push_direction(tmp_path):
     dx = goals[:, 3] - REGION_CENTRE[0]
     expect = [dx < -0.03, np.abs(dx) <= 0.03, dx > 0.03]
     assert [stored['groups'][g]['n_goals'] for g in GROUPS] == [int(m.sum()) for m in expect]
-    assert [stored['groups'][g]['within'] for g in GROUPS] == [int((puck[m] <= PUCK_SUCCESS_DISTANCE).sum()) for m in expect]
+    within = [int((puck[m] <= PUCK_SUCCESS_DISTANCE).sum()) for m in expect]
+    assert [stored['groups'][g]['within'] for g in GROUPS] == within
     assert stored['within'] == int((puck <= PUCK_SUCCESS_DISTANCE).sum()) and stored['n_goals'] == 5
     assert 'towards the robot' in (tmp_path / 'learn_push_d.md').read_text()
     # An eval.json without goal states: the goals are redrawn exactly.
@@ -365,16 +373,15 @@ def test_push_results_break_final_distances_down_by_push_direction(tmp_path):
     text = render(collect(table_dir))
     assert 'Where it fails' in text
     fails = text[text.index('Where it fails'):].splitlines()
-    line = next(l for l in fails if l.startswith('| RIG'))
+    line = next(row for row in fails if row.startswith('| RIG'))
     assert f"| 200 | {stored['within']} of 5 |" in line
-    assert any(l.startswith('| do nothing') and ' of 50 |' in l for l in fails)
+    assert any(row.startswith('| do nothing') and ' of 50 |' in row for row in fails)
 
 
 def test_learn_table_default_follows_how_the_goal_bank_was_drawn(tmp_path):
     """A result from before the default's goal-bank skew existed (nothing recorded, no override) is
     not the default once the config skews the bank; one recorded with the skew, or made with it on
     the command line, is."""
-    import json
 
     from bench.learn_table import is_default
     from rig_learn.config import LearnConfig, RelabelConfig, VAEConfig

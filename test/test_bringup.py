@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
+from ros_util import REPO, node_env
 
 from rig import graph
-from ros_util import REPO, node_env
 
 RIG = [sys.executable, '-m', 'rig']
 
@@ -171,6 +171,7 @@ def test_cli_reports_bad_configuration_without_a_traceback(tmp_path):
 def test_rig_up_two_actors_feed_one_trainer_and_ctrl_c_is_clean(tmp_path):
     """rig up sim --namespaces env0 env1 --practice, then Ctrl-C: as the launch test, through rig up."""
     from launch_util import FAST_TRAINER, assert_last_bag_ends_cleanly, running
+
     from rig_learn import checkpoint as ck
     from rig_trainer.online import latest_checkpoint
     fast = tmp_path / 'fast.yaml'
@@ -243,6 +244,7 @@ def test_rig_up_reports_a_dead_trainer_process_and_the_actors_go_on(tmp_path):
     """The trainer process killed (as the OOM killer would): rig up says so loudly, the actors keep
     practising and recording, Ctrl-C still stops them cleanly, and the exit code is 1."""
     from launch_util import assert_last_bag_ends_cleanly
+
     from rig_trainer.bags import list_closed_bags
     data = tmp_path / 'data'
     with _rig_up_practising(tmp_path, data) as run:
@@ -286,6 +288,7 @@ def test_make_demo_runs_end_to_end_on_a_short_budget(tmp_path):
     """`make demo`'s program as a user runs it (a subprocess), on a budget a test can afford: it
     practises, waits for the trainer, plays two operator goals and writes its report."""
     import json
+
     from launch_util import FAST_TRAINER
     out = tmp_path / 'demo'
     fast = tmp_path / 'fast.yaml'
@@ -313,7 +316,8 @@ def test_graph_bench_markdown_names_every_figure_with_its_command():
            'host': 'h', 'command': 'python -m bench.bench_graph --only learning', 'wall_vs_direct': 1.2,
            'target': 't', 'meets_target': True}
     text = bench_graph.markdown({'learning': run, 'launch': {'skipped': 'no tooling'},
-                                 'actors': {**run, 'actors': ['/env0', '/env1'], 'command': 'python -m x --only actors'}})
+                                 'actors': {**run, 'actors': ['/env0', '/env1'],
+                                            'command': 'python -m x --only actors'}})
     assert '| learning | 1 x 10000 | 150 | 370 | 0.013 | 309, 0.024 | h |' in text
     assert '| actors | 2 x 10000 |' in text and '--only actors' in text and 'launch |' not in text
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import rclpy
 from rclpy.qos import QoSProfile, ReliabilityPolicy
+from ros_util import REPO, spawn_node, spin_until
 from sensor_msgs.msg import Image
 from std_msgs.msg import UInt64
 
@@ -21,7 +22,6 @@ from rig_perception import calibrate_view
 from rig_perception.camera_node import CameraConfig
 from rig_perception.drivers import CameraError, EndOfStream, FrameTimeout, OpenCVDriver, RealSenseDriver
 from rig_perception.image_msgs import image_to_numpy, numpy_to_image
-from ros_util import REPO, spawn_node, spin_until
 
 W, H = 64, 48
 # Frame i is COLOURS[i % 3] (RGB): channel order errors show as red <-> blue swaps.

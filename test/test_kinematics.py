@@ -4,8 +4,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rig_policy.kinematics import (INVALID, JOINT_LIMIT, NEAR_SINGULAR, SINGULAR, VELOCITY_LIMIT,
-                                   ArmKinematics, SolverConfig, rotation_error)
+from rig_policy.kinematics import (
+    INVALID,
+    JOINT_LIMIT,
+    NEAR_SINGULAR,
+    SINGULAR,
+    VELOCITY_LIMIT,
+    ArmKinematics,
+    SolverConfig,
+    rotation_error,
+)
 
 # Poses with the hand in front of the robot (robosuite's initial poses) and two more per arm.
 CONFIGS = {

@@ -11,9 +11,19 @@ import os
 import re
 
 import pytest
-
-from launch_util import (FAST_TRAINER, assert_last_bag_ends_cleanly, bag_summary, build_workspace, echo_json,
-                         launch_exits, param_value, ros2, ros2_launch, tooling_missing, topic_counts)
+from launch_util import (
+    FAST_TRAINER,
+    assert_last_bag_ends_cleanly,
+    bag_summary,
+    build_workspace,
+    echo_json,
+    launch_exits,
+    param_value,
+    ros2,
+    ros2_launch,
+    tooling_missing,
+    topic_counts,
+)
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -264,13 +274,13 @@ def test_odd_camera_frames_during_practice_are_dropped_and_training_goes_on(ws, 
     import time
 
     import numpy as np
+    from ros_util import rclpy_node
     from sensor_msgs.msg import Image
 
     from rig import qos
     from rig_learn import checkpoint as ck
     from rig_perception.image_msgs import numpy_to_image
     from rig_trainer.online import latest_checkpoint
-    from ros_util import rclpy_node
     data = tmp_path / 'data'
     rng = np.random.default_rng(0)
     with ros2_launch(ws, 'sim.launch.py', 'practice:=true', f'data_dir:={data}',

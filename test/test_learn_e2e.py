@@ -65,10 +65,10 @@ def test_same_seed_same_metrics():
     np.testing.assert_array_equal(r1.latent_distance, r2.latent_distance)
     assert a1.last_metrics == a2.last_metrics
     assert a1.counters['grad_steps'] == a2.counters['grad_steps'] > 0
-    for p, q in zip(a1.learner.actor.parameters(), a2.learner.actor.parameters()):
+    for p, q in zip(a1.model.actor.parameters(), a2.model.actor.parameters()):
         assert torch.equal(p, q)
     # a different seed gives a different run (the check above can fail)
-    assert not all(torch.equal(p, q) for p, q in zip(a1.learner.actor.parameters(), a3.learner.actor.parameters()))
+    assert not all(torch.equal(p, q) for p, q in zip(a1.model.actor.parameters(), a3.model.actor.parameters()))
 
 
 @pytest.mark.parametrize('mode', ['oracle', 'her_pixels'])
@@ -94,6 +94,7 @@ def test_sac_option_runs():
 def test_cli_train_and_eval(tmp_path):
     cfg = tmp_path / 'tiny.yaml'
     import yaml
+
     from rig.config import to_dict
     c = to_dict(tiny_config('toy_reach'))
     c['eval'].update({'every': 60, 'n_goals': 3})

@@ -48,8 +48,8 @@ def fill(buf, n_eps, T, d=3, seed=0):
             buf.add_step(rng.uniform(-1, 1, 2), False, frame(t))
 
 
-def make_buf(capacity=10_000, fr=RelabelConfig(), d=3):
-    f = VecFeaturizer(d)
+def make_buf(capacity=10_000, fr=None, d=3):
+    f, fr = VecFeaturizer(d), fr or RelabelConfig()
     return ReplayBuffer(capacity, f, (4, 4, 3), d, d, 2, np.random.default_rng(1), fr, reward_fn('latent_distance'))
 
 
@@ -62,7 +62,8 @@ def test_relabel_fractions_and_recomputed_rewards():
         assert abs(np.mean(src == code) - want) < 0.015, (code, np.mean(src == code))
     idx, goal = b['index'], b['goal']
     ep = buf.ep_of[idx]
-    # own goals are the episode's goal; prior goals come from the prior; future goals are later frames of the same episode
+    # own goals are the episode's goal; prior goals come from the prior; future goals are later frames of
+    # the same episode
     np.testing.assert_allclose(goal[src == OWN], buf.ep_goal_feat[ep[src == OWN]])
     assert (goal[src == PRIOR] > 90).all()
     fut = goal[src == FUTURE]

@@ -9,11 +9,11 @@ import torch
 from rig.config import ConfigError, from_dict
 from rig_learn import DeviceUnavailable, ToyReachEnv, check_env, resolve_device
 from rig_learn.config import LearnConfig, RLConfig
-from rig_learn.schedule import Schedule
 from rig_learn.features import reward_fn
 from rig_learn.protocol import ProtocolError
-from rig_learn.rl import SAC, TD3
+from rig_learn.rl import SAC, TD3, make_actor
 from rig_learn.runs import REPO_CONFIG, load_config
+from rig_learn.schedule import Schedule
 from rig_learn.vae import ConvVAE, VAETrainer, encode_images
 
 
@@ -48,13 +48,14 @@ def test_vae_reconstruction_loss_falls():
     vae = ConvVAE(48, 8, 'conv48', 'gaussian', 0.1)
     tr = VAETrainer(vae, beta=1.0, lr=1e-3, gen=torch.Generator().manual_seed(0))
     before = tr.evaluate(imgs)['vae/sse']
-    for i in range(60):
+    for _ in range(60):
         tr.train_step(imgs[rng.integers(0, 64, 16)])
     after = tr.evaluate(imgs)['vae/sse']
     assert after < 0.5 * before, (before, after)
 
 
-@pytest.mark.parametrize('arch,size,decoder', [('conv48', 48, 'gaussian'), ('conv84', 84, 'bernoulli'), ('conv48', 64, 'bernoulli')])
+@pytest.mark.parametrize('arch,size,decoder', [('conv48', 48, 'gaussian'), ('conv84', 84, 'bernoulli'),
+                                               ('conv48', 64, 'bernoulli')])
 def test_vae_shapes(arch, size, decoder):
     vae = ConvVAE(size, 6, arch, decoder)
     x = np.zeros((3, size, size, 3), np.uint8)
@@ -72,11 +73,17 @@ def _fixed_batch(n=256, inp=6, adim=2, seed=0):
             'done': torch.zeros(n)}
 
 
+def make_rl(algo, cfg):
+    """TD3 or SAC on a fresh actor, 6-D inputs, 2-D actions."""
+    actor = make_actor('td3' if algo is TD3 else 'sac', 6, 2, cfg)
+    return algo(actor, 6, 2, cfg, torch.device('cpu'), torch.Generator().manual_seed(0))
+
+
 @pytest.mark.parametrize('algo', [TD3, SAC])
 def test_update_reduces_critic_loss_on_fixed_batch(algo):
     torch.manual_seed(0)
     cfg = RLConfig(hidden=(64, 64), discount=0.5)
-    learner = algo(6, 2, cfg, torch.device('cpu'), torch.Generator().manual_seed(0))
+    learner = make_rl(algo, cfg)
     b = _fixed_batch()
     with torch.no_grad():
         before = float(learner.critic_loss(b))
@@ -90,7 +97,7 @@ def test_update_reduces_critic_loss_on_fixed_batch(algo):
 
 def test_td3_policy_delay_and_target_update():
     cfg = RLConfig(hidden=(16,), policy_delay=2)
-    learner = TD3(6, 2, cfg, torch.device('cpu'), torch.Generator().manual_seed(0))
+    learner = make_rl(TD3, cfg)
     b = _fixed_batch(32)
     t0 = [p.clone() for p in learner.actor_target.parameters()]
     out1 = learner.update(b)
@@ -106,7 +113,7 @@ def test_td3_action_l2_keeps_the_policy_out_of_saturation():
     def mean_abs_action(action_l2):
         torch.manual_seed(0)
         cfg = RLConfig(hidden=(64, 64), policy_delay=1, action_l2=action_l2)
-        learner = TD3(6, 2, cfg, torch.device('cpu'), torch.Generator().manual_seed(0))
+        learner = make_rl(TD3, cfg)
         b = _fixed_batch()
         for _ in range(200):
             learner.update(b)

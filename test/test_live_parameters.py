@@ -21,6 +21,7 @@ import rclpy
 from geometry_msgs.msg import TwistStamped
 from rclpy.exceptions import ParameterUninitializedException
 from rclpy.parameter import Parameter
+from ros_util import node_env, rclpy_node, spawn_node, spin_until
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
@@ -28,7 +29,6 @@ from std_srvs.srv import SetBool
 from rig import qos
 from rig.ros_params import parameter_specs
 from rig_perception.image_msgs import latent_to_msg
-from ros_util import node_env, rclpy_node, spawn_node, spin_until
 
 pytestmark = pytest.mark.ros
 STARTUP = 40.0
@@ -130,26 +130,26 @@ def test_live_fields_are_validated_applied_and_announced_the_rest_is_read_only()
 # -- the table: every parameter is live or read-only ---------------------------------------------------
 def _make(name: str, tmp_path: Path, context):
     if name == 'policy':
-        from rig_policy.policy_node import Policy
-        return Policy(context=context)
+        from rig_policy.policy_node import PolicyNode
+        return PolicyNode(context=context)
     if name == 'encoder':
-        from rig_perception.encoder_node import Encoder
-        return Encoder(context=context)
+        from rig_perception.encoder_node import EncoderNode
+        return EncoderNode(context=context)
     if name == 'recorder':
-        from rig_trainer.recorder_node import Recorder, RecorderConfig
-        return Recorder(RecorderConfig(data_dir=str(tmp_path / 'data')), context=context)
+        from rig_trainer.recorder_node import RecorderConfig, RecorderNode
+        return RecorderNode(RecorderConfig(data_dir=str(tmp_path / 'data')), context=context)
     if name == 'trainer':
-        from rig_trainer.trainer_node import Trainer, TrainerNodeConfig
-        return Trainer(TrainerNodeConfig(data_dir=str(tmp_path / 'data')), context=context)
+        from rig_trainer.trainer_node import TrainerNode, TrainerNodeConfig
+        return TrainerNode(TrainerNodeConfig(data_dir=str(tmp_path / 'data')), context=context)
     if name == 'sim_bridge':
-        from rig_sim.bridge_node import SimBridge
-        return SimBridge(context=context)
+        from rig_sim.bridge_node import SimBridgeNode
+        return SimBridgeNode(context=context)
     if name == 'safety_filter':
         from rig_policy.safety_filter_node import SafetyFilterNode
         return SafetyFilterNode(context=context)
     if name == 'arm_adapter':
-        from rig_policy.arm_adapter_node import ArmAdapter
-        return ArmAdapter(context=context)
+        from rig_policy.arm_adapter_node import ArmAdapterNode
+        return ArmAdapterNode(context=context)
     if name == 'camera':
         from rig_perception.camera_node import CameraConfig, CameraNode
         return CameraNode(CameraConfig(driver='topic'), context=context)

@@ -115,12 +115,18 @@ def test_ingest_train_checkpoint_and_resume_without_double_counting(tmp_path, ti
     train_until_idle(trainer)
     c = trainer.counters
     assert (c['episodes'], c['transitions']) == (2, 40)
-    assert c['vae_fits'] >= 1 and c['updates'] == 20
+    # the VAE pretrained on those 40 transitions (41 frames >= 30), which earn no updates; the
+    # learner's clock starts after them
+    assert c['vae_fits'] == 1 and c['updates'] == 0 and trainer.schedule_start == 40
+    record_sim_episode(data, 'a_ep000001b', reach_env, rng)
+    assert trainer.ingest() == 20
+    train_until_idle(trainer)
+    assert c['updates'] == 10 and c['transitions'] == 60      # 0.5 updates per transition
     saved = trainer.latest
     manifest = ckpt.read_manifest(saved)
-    assert manifest['trainer']['ingested'] == ['a_ep000000', 'a_ep000001']
+    assert manifest['trainer']['ingested'] == ['a_ep000000', 'a_ep000001', 'a_ep000001b']
     # actions recovered from velocities are the normalised actions the env received
-    acts = trainer.agent.buffer.actions[trainer.agent.buffer._valid()]
+    acts = trainer.learner.buffer.actions[trainer.learner.buffer._valid()]
     assert np.abs(acts).max() <= 1.0 and np.abs(acts).max() > 0.5
 
     # A checkpoint is a runnable policy for the nodes.
@@ -139,17 +145,17 @@ def test_ingest_train_checkpoint_and_resume_without_double_counting(tmp_path, ti
 
     restarted = make_trainer(tmp_path, tiny_learn_yaml)
     assert restarted.latest == saved
-    assert restarted.counters['episodes'] == 2, 'ledger bags re-read, not recounted'
-    assert restarted.agent.buffer.n_transitions == 40
+    assert restarted.counters['episodes'] == 3, 'ledger bags re-read, not recounted'
+    assert restarted.learner.buffer.n_transitions == 60 and restarted.schedule_start == 40
     assert restarted.ingest() == 20                 # the bag after the checkpoint counts once
     assert 'b_garbage' in restarted.bad_bags        # skipped with a reason, nothing else stops
-    assert restarted.counters['episodes'] == 3 and restarted.counters['transitions'] == 60
+    assert restarted.counters['episodes'] == 4 and restarted.counters['transitions'] == 80
     assert restarted.ingest() == 0                  # nothing twice
     train_until_idle(restarted)
     final = ckpt.read_manifest(restarted.latest)['trainer']
-    assert final['ingested'] == ['a_ep000000', 'a_ep000001', 'a_ep000002']
+    assert final['ingested'] == ['a_ep000000', 'a_ep000001', 'a_ep000001b', 'a_ep000002']
     assert 'b_garbage' in final['bad_bags']
-    assert final['counters']['transitions'] == 60
+    assert final['counters']['transitions'] == 80 and final['counters']['updates'] == 20
 
 
 def test_mismatched_checkpoint_in_the_directory_is_refused(tmp_path, tiny_learn_yaml, reach_env):
@@ -193,7 +199,7 @@ def test_bad_frames_are_dropped_and_counted_not_the_bag(tmp_path, tiny_learn_yam
     trainer.save_checkpoint()
     assert ckpt.read_manifest(trainer.latest)['trainer']['dropped_frames'] == {'malformed': 1}
     again = make_trainer(tmp_path, tiny_learn_yaml)
-    assert again.dropped_frames == {'malformed': 1} and again.agent.buffer.n_transitions == 38
+    assert again.dropped_frames == {'malformed': 1} and again.learner.buffer.n_transitions == 38
 
 
 def test_resuming_twice_counts_nothing_again(tmp_path, tiny_learn_yaml, reach_env):
@@ -202,16 +208,20 @@ def test_resuming_twice_counts_nothing_again(tmp_path, tiny_learn_yaml, reach_en
         record_sim_episode(tmp_path / 'data', f'a_ep{k:06d}', reach_env, rng)
     trainer = make_trainer(tmp_path, tiny_learn_yaml)
     trainer.ingest()
-    trainer.save_checkpoint()            # before training: the 20 updates the data asks for are owed
+    train_until_idle(trainer)            # the VAE pretrained on those; the learner's clock starts
+    record_sim_episode(tmp_path / 'data', 'a_ep000002', reach_env, rng)
+    trainer.ingest()
+    trainer.save_checkpoint()            # before training: the 10 updates the new data asks for are owed
     saved = dict(trainer.counters)
-    assert saved['frames'] == 42
+    assert saved['frames'] == 63 and saved['updates'] == 0
     first = make_trainer(tmp_path, tiny_learn_yaml)
     first.save_checkpoint()
     second = make_trainer(tmp_path, tiny_learn_yaml)
     for resumed in (first, second):
         assert {k: v for k, v in resumed.counters.items() if k != 'checkpoints'} == \
             {k: v for k, v in saved.items() if k != 'checkpoints'}
-        assert resumed._updates_owed == 20, 'owed updates are in the ledger: a restart still does them'
+        assert resumed._updates_owed == 10, 'owed updates are in the ledger: a restart still does them'
+        assert resumed.schedule_start == 40
 
 
 def test_resume_reads_only_the_newest_bags_the_buffer_holds(tmp_path, small_buffer_yaml, reach_env,
@@ -222,12 +232,12 @@ def test_resume_reads_only_the_newest_bags_the_buffer_holds(tmp_path, small_buff
     for k in range(5):
         record_sim_episode(data, f'a_ep{k:06d}', reach_env, rng)
     trainer = make_trainer(tmp_path, small_buffer_yaml)
-    assert trainer.agent.buffer.capacity == 45
+    assert trainer.learner.buffer.capacity == 45
     assert trainer.ingest() == 100
     trainer.save_checkpoint()
 
     def held(t):   # the frames in the buffer, as a multiset (slot order depends on the ring's head)
-        buf = t.agent.buffer
+        buf = t.learner.buffer
         return sorted(im.tobytes() for im in buf.images[buf.written])
     read = []
 
@@ -241,7 +251,7 @@ def test_resume_reads_only_the_newest_bags_the_buffer_holds(tmp_path, small_buff
     assert read == ['a_ep000002', 'a_ep000003', 'a_ep000004']
     assert resumed.ingested == [f'a_ep{k:06d}' for k in range(5)]
     assert resumed.counters == trainer.counters
-    assert resumed.agent.buffer.n_transitions == trainer.agent.buffer.n_transitions
+    assert resumed.learner.buffer.n_transitions == trainer.learner.buffer.n_transitions
     assert held(resumed) == held(trainer)
     # A new bag is ingested once, and none of the unread ones.
     record_sim_episode(data, 'a_ep000005', reach_env, rng)
@@ -261,14 +271,14 @@ def test_a_task_without_a_learner_config_is_refused(tmp_path):
 @pytest.mark.parametrize('refit_every, updates_per_step', [(50, 0.5), (100, 1.0)])
 def test_rig_train_and_the_bag_trainer_follow_the_schedule_of_one_learner_yaml(tmp_path, reach_env, refit_every,
                                                                                 updates_per_step):
-    """One learner YAML, two drivers: `rig train` (RIGAgent.learn) and the bag trainer refit the VAE at
-    the transition counts its refit_schedule names and make rl.updates_per_step updates per transition;
-    change the YAML and both change."""
+    """One learner YAML, two drivers: `rig train` (RIGAgent.learn) and the bag trainer count the same
+    clock (transitions after the VAE pretraining), refit the VAE at the counts its refit_schedule
+    names and make rl.updates_per_step updates per transition; change the YAML and both change."""
     from rig.config import load_yaml
     from rig_learn.config import LearnConfig
     learn_yaml = write_tiny_learn_yaml(tmp_path / 'learn.yaml', refit_every=refit_every,
                                        updates_per_step=updates_per_step)
-    steps = 300
+    steps = 250
     agent = RIGAgent.from_config(load_yaml(LearnConfig, learn_yaml), reach_env)
     direct_refits = []
     agent.learn(steps, callback=lambda a: direct_refits.append(a.counters['refit_at_step'])
@@ -277,20 +287,20 @@ def test_rig_train_and_the_bag_trainer_follow_the_schedule_of_one_learner_yaml(t
     trainer = make_trainer(tmp_path, learn_yaml)
     rng = np.random.default_rng(0)
     bag_refits, fits = [], 0
-    for k in range(steps // 25):                 # bags of 25 transitions, read one at a time
+    for k in range(2 + steps // 25):            # bags of 25 transitions, read one at a time
         record_sim_episode(tmp_path / 'data', f'a_ep{k:06d}', reach_env, rng, steps=25)
         trainer.ingest()
         if not trainer.waiting_for_frames:
             train_until_idle(trainer)
         if trainer.counters['vae_fits'] > fits + (fits == 0):   # a refit (the first fit is pretraining)
-            bag_refits.append(trainer.counters['transitions'])
+            bag_refits.append(trainer.counters['transitions'] - trainer.schedule_start)
         fits = trainer.counters['vae_fits']
 
-    # rig train refits as step n + 1 begins, so the one due after its last step waits for more steps;
-    # the bag trainer pretrains at 30 frames (the second bag, 50 transitions): a refit due before that
-    # is covered by the pretraining.
+    # The trainer pretrained on its first 30 frames (two bags: 50 transitions, which earn nothing, as
+    # rig train's pretraining images earn nothing); then `steps` transitions on the learner's clock.
+    assert trainer.schedule_start == 50 and trainer.counters['transitions'] == 50 + steps
     expected = list(range(refit_every, steps + 1, refit_every))
-    assert direct_refits == expected[:-1] and agent.counters['vae_refits'] == len(expected) - 1
-    assert bag_refits == [n for n in expected if n > 50]
-    assert trainer.counters['vae_fits'] == 1 + len(bag_refits)
+    # rig train refits as step n + 1 begins: the one due after its last step waits for more steps
+    assert direct_refits == [n for n in expected if n < steps] and agent.counters['vae_refits'] == len(direct_refits)
+    assert bag_refits == expected and trainer.counters['vae_fits'] == 1 + len(expected)
     assert agent.counters['grad_steps'] == trainer.counters['updates'] == steps * updates_per_step

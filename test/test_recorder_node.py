@@ -7,13 +7,13 @@ import time
 import numpy as np
 import pytest
 from geometry_msgs.msg import PoseStamped, TwistStamped
+from ros_util import rclpy_node, spawn_node, spin_until
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
 from rig import qos
 from rig_perception.image_msgs import numpy_to_image
 from rig_trainer.bags import list_closed_bags, read_episodes
-from ros_util import rclpy_node, spawn_node, spin_until
 
 pytestmark = pytest.mark.ros
 

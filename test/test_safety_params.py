@@ -14,7 +14,7 @@ from rclpy.parameter import Parameter
 from rig.config import ConfigError
 from rig.ros_params import dataclass_from_yaml_params, declare_dataclass_parameters, parameter_specs
 from rig_policy.safety import SafetyConfig
-from rig_policy.safety_filter_node import PARAMETER_DESCRIPTIONS
+from rig_policy.safety_filter_node import DESCRIPTIONS as SAFETY_DESCRIPTIONS
 
 
 @dataclasses.dataclass
@@ -94,12 +94,12 @@ def test_every_field_needs_a_description_and_vice_versa():
 
 def test_read_only_and_dataclass_validation():
     with ros_node('-p', 'max_speed:=0.05') as node:
-        cfg = declare_dataclass_parameters(node, SafetyConfig(), PARAMETER_DESCRIPTIONS, read_only=True)
+        cfg = declare_dataclass_parameters(node, SafetyConfig(), SAFETY_DESCRIPTIONS, read_only=True)
         assert cfg.max_speed == 0.05
         result = node.set_parameters([Parameter('max_speed', value=1.0)])[0]
         assert not result.successful and node.get_parameter('max_speed').value == 0.05
     with ros_node('-p', 'max_speed:=-1.0') as node, pytest.raises(ConfigError, match='max_speed'):
-        declare_dataclass_parameters(node, SafetyConfig(), PARAMETER_DESCRIPTIONS)
+        declare_dataclass_parameters(node, SafetyConfig(), SAFETY_DESCRIPTIONS)
 
 
 def params(section: dict, key: str = '/**/params_demo', **more) -> dict:

@@ -9,12 +9,12 @@ import pytest
 import rclpy
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.node import Node
+from ros_util import spawn_node, spin_until
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
 from rig import qos
 from rig_perception.image_msgs import image_to_numpy
-from ros_util import spawn_node, spin_until
 
 pytestmark = pytest.mark.ros
 

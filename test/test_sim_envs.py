@@ -5,9 +5,19 @@ import pytest
 
 from rig_sim import TASKS, make_env
 from rig_sim.envs import GYM_IDS
-from rig_sim.tasks import (DOOR_GOAL_ANGLE_RANGE, GOAL_REGION_HIGH, GOAL_REGION_LOW,
-                           HAND_TIP_RADIUS, PLANAR_HAND_Z, PUCK_RADIUS, PUSH_HAND_HIGH,
-                           PUSH_HAND_LOW, PUSH_PUCK_GOAL_HIGH, PUSH_PUCK_GOAL_LOW, REGION_CENTRE)
+from rig_sim.tasks import (
+    DOOR_GOAL_ANGLE_RANGE,
+    GOAL_REGION_HIGH,
+    GOAL_REGION_LOW,
+    HAND_TIP_RADIUS,
+    PLANAR_HAND_Z,
+    PUCK_RADIUS,
+    PUSH_HAND_HIGH,
+    PUSH_HAND_LOW,
+    PUSH_PUCK_GOAL_HIGH,
+    PUSH_PUCK_GOAL_LOW,
+    REGION_CENTRE,
+)
 
 ACTION_DIMS = {'reach': 2, 'push': 2, 'door': 3}
 TASK_METRICS = {'reach': set(), 'push': {'puck_distance'}, 'door': {'door_angle_error'}}

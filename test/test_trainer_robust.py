@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 import torch
+from test_online_trainer import RATE, SCALE, reach_env, record_sim_episode, write_tiny_learn_yaml  # noqa: F401
 
 from rig_learn import checkpoint as ckpt
 from rig_trainer import online
 from rig_trainer.online import OnlineTrainer, TrainerConfig, latest_checkpoint
-from test_online_trainer import RATE, SCALE, reach_env, record_sim_episode, write_tiny_learn_yaml  # noqa: F401
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_a_refit_runs_in_budgeted_slices_and_ends_as_one_refit_would(tmp_path, l
     record_sim_episode(data, 'a_ep000002', reach_env, rng)
     for t in (whole, sliced):
         assert t.ingest() == 20
-    whole.agent.refit_vae()                 # the learner's refit: 200 steps, then ReplayBuffer.refresh
+    whole.learner.refit_vae()                 # the learner's refit: 200 steps, then ReplayBuffer.refresh
 
     budget, calls, longest = 0.05, 0, 0.0
     while True:
@@ -58,10 +58,10 @@ def test_a_refit_runs_in_budgeted_slices_and_ends_as_one_refit_would(tmp_path, l
         assert job['kind'] == 'refit' and calls < 1000
     assert calls > 3, 'the refit should have taken several slices'
     assert longest < budget + 0.25, f'a train() call ran {longest:.2f} s on a {budget} s budget'
-    assert sliced.counters['vae_fits'] == 2 and sliced.agent.counters['vae_refits'] == 1
-    for key, value in whole.agent.vae.state_dict().items():
-        torch.testing.assert_close(sliced.agent.vae.state_dict()[key], value, rtol=0, atol=0)
-    for buf_w, buf_s in ((whole.agent.buffer, sliced.agent.buffer),):
+    assert sliced.counters['vae_fits'] == 2 and sliced.learner.counters['vae_refits'] == 1
+    for key, value in whole.learner.model.vae.state_dict().items():
+        torch.testing.assert_close(sliced.learner.model.vae.state_dict()[key], value, rtol=0, atol=0)
+    for buf_w, buf_s in ((whole.learner.buffer, sliced.learner.buffer),):
         np.testing.assert_array_equal(buf_s.obs_feat, buf_w.obs_feat)
         np.testing.assert_array_equal(buf_s.ach_logvar, buf_w.ach_logvar)
 
@@ -102,7 +102,7 @@ def test_trainer_node_stops_mid_pretraining_in_time_and_a_resumed_trainer_contin
     from std_msgs.msg import String
 
     from rig import qos
-    from rig_trainer.trainer_node import Trainer, TrainerNodeConfig
+    from rig_trainer.trainer_node import TrainerNode, TrainerNodeConfig
     rng = np.random.default_rng(0)
     for k in range(2):
         record_sim_episode(tmp_path / 'data', f'a_ep{k:06d}', reach_env, rng)
@@ -114,7 +114,7 @@ def test_trainer_node_stops_mid_pretraining_in_time_and_a_resumed_trainer_contin
     executor = SingleThreadedExecutor(context=context)
     node = None
     try:
-        node = Trainer(TrainerNodeConfig(**values, scan_period_s=0.1), context=context)
+        node = TrainerNode(TrainerNodeConfig(**values, scan_period_s=0.1), context=context)
         probe = rclpy.create_node('probe', context=context)
         announced = []
         probe.create_subscription(String, 'rig/checkpoint', lambda m: announced.append(m.data),

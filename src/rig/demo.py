@@ -158,7 +158,8 @@ def run(g, opts, actors: list[str], out: Path, t_start: float) -> str:
     # -- operator goals -----------------------------------------------------------------------------
     results = [operator.reach_goal(k) for k in tqdm(range(opts.goals), desc=f'operator goals ({actors[0] or "/"})',
                                                     unit='goal')]
-    times = {'pretraining_s': pretraining_s, 'practice_s': t_practised, 'practice_and_training_s': t_practice, 'total_s': time.time() - t_start,
+    times = {'pretraining_s': pretraining_s, 'practice_s': t_practised, 'practice_and_training_s': t_practice,
+             'total_s': time.time() - t_start,
              'practising_s': practising_s,
              'practice_env_steps_per_s': practised / max(practising_s, 1e-9)}
     return write_report(out, opts, actors, results, counters(), times)

@@ -79,29 +79,32 @@ class NodeSpec:
 
 
 SIM_NODES = (
-    NodeSpec('sim_bridge', 'sim_bridge', 'rig_sim.bridge_node:SimBridge', 'rig_sim.bridge_node:BridgeConfig', ('task', 'arm')),
-    NodeSpec('encoder', 'encoder', 'rig_perception.encoder_node:Encoder', 'rig_perception.encoder_node:EncoderConfig',
-             ('checkpoint', 'task')),
-    NodeSpec('policy', 'policy', 'rig_policy.policy_node:Policy', 'rig_policy.policy_node:PolicyConfig',
+    NodeSpec('sim_bridge', 'sim_bridge', 'rig_sim.bridge_node:SimBridgeNode', 'rig_sim.bridge_node:BridgeConfig',
+             ('task', 'arm')),
+    NodeSpec('encoder', 'encoder', 'rig_perception.encoder_node:EncoderNode',
+             'rig_perception.encoder_node:EncoderConfig', ('checkpoint', 'task')),
+    NodeSpec('policy', 'policy', 'rig_policy.policy_node:PolicyNode', 'rig_policy.policy_node:PolicyConfig',
              ('checkpoint', 'task')),
     NodeSpec('safety_filter', 'safety_filter', 'rig_policy.safety_filter_node:SafetyFilterNode',
              'rig_policy.safety:SafetyConfig'),
-    NodeSpec('recorder', 'recorder', 'rig_trainer.recorder_node:Recorder', 'rig_trainer.recorder_node:RecorderConfig', ('data_dir',)),
-    NodeSpec('trainer', 'trainer', 'rig_trainer.trainer_node:Trainer', 'rig_trainer.trainer_node:TrainerNodeConfig',
+    NodeSpec('recorder', 'recorder', 'rig_trainer.recorder_node:RecorderNode',
+             'rig_trainer.recorder_node:RecorderConfig', ('data_dir',)),
+    NodeSpec('trainer', 'trainer', 'rig_trainer.trainer_node:TrainerNode', 'rig_trainer.trainer_node:TrainerNodeConfig',
              ('task', 'arm', 'data_dir'), per_actor=False, own_process=True),
 )
 
 ROBOT_NODES = (
     NodeSpec('camera', 'camera', 'rig_perception.camera_node:CameraNode', 'rig_perception.camera_node:CameraConfig'),
-    NodeSpec('encoder', 'encoder', 'rig_perception.encoder_node:Encoder', 'rig_perception.encoder_node:EncoderConfig',
-             ('checkpoint', 'task')),
-    NodeSpec('policy', 'policy', 'rig_policy.policy_node:Policy', 'rig_policy.policy_node:PolicyConfig',
+    NodeSpec('encoder', 'encoder', 'rig_perception.encoder_node:EncoderNode',
+             'rig_perception.encoder_node:EncoderConfig', ('checkpoint', 'task')),
+    NodeSpec('policy', 'policy', 'rig_policy.policy_node:PolicyNode', 'rig_policy.policy_node:PolicyConfig',
              ('checkpoint', 'task')),
     NodeSpec('safety_filter', 'safety_filter', 'rig_policy.safety_filter_node:SafetyFilterNode',
              'rig_policy.safety:SafetyConfig'),
-    NodeSpec('arm_adapter', 'arm_adapter', 'rig_policy.arm_adapter_node:ArmAdapter',
+    NodeSpec('arm_adapter', 'arm_adapter', 'rig_policy.arm_adapter_node:ArmAdapterNode',
              'rig_policy.arm_adapter_node:ArmAdapterConfig'),
-    NodeSpec('recorder', 'recorder', 'rig_trainer.recorder_node:Recorder', 'rig_trainer.recorder_node:RecorderConfig', ('data_dir',)),
+    NodeSpec('recorder', 'recorder', 'rig_trainer.recorder_node:RecorderNode',
+             'rig_trainer.recorder_node:RecorderConfig', ('data_dir',)),
 )
 
 GRAPHS = {'sim': SIM_NODES, 'robot': ROBOT_NODES}

@@ -13,8 +13,8 @@ from .config import EvalConfig, LearnConfig, RelabelConfig, RLConfig, VAEConfig
 from .envs import make_task_env, sim_available
 from .evaluate import EvalResult, evaluate, random_policy
 from .protocol import ProtocolError, check_env
-from .toy_env import ToyReachEnv
 from .runs import load_config
+from .toy_env import ToyReachEnv
 
 __all__ = ['RIG', 'RIGAgent', 'DeviceUnavailable', 'resolve_device', 'CheckpointError', 'CheckpointMismatch',
            'load_checkpoint', 'EvalConfig', 'LearnConfig', 'RelabelConfig', 'RLConfig', 'VAEConfig',

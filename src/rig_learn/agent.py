@@ -1,4 +1,4 @@
-"""RIGAgent: VAE + goal-conditioned TD3/SAC on latent means, with imagined goals.
+"""RIGAgent: RIG on a simulated task, as `rig train` runs it; the learner's simulation-loop driver.
 
     agent = RIGAgent.from_config(cfg, env)      # or RIG(cfg, env)
     agent.learn(10_000)
@@ -6,64 +6,29 @@
     mean, logvar = agent.encode(images)
     agent.save('runs/x/checkpoint'); agent = RIGAgent.load('runs/x/checkpoint')
     result = agent.evaluate(env, n_goals=50)    # per-goal final true distances on image goals
+
+An agent is an `InferenceModel` (`agent.model`: VAE, actor, goal sampler; encode / act / explore),
+the `Learner` that trains it (`agent.learner`: replay, schedule, TD3/SAC update, VAE fits) and this
+loop, which collects the pretraining images and steps the environment. The bag trainer
+(`rig_trainer.online`) feeds the same learner from recorded episodes instead.
 """
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from rig.config import from_dict, to_dict
+from rig.config import from_dict
 
 from . import checkpoint as ckpt
 from .config import LearnConfig
 from .envs import unwrapped_call
 from .evaluate import EvalResult, evaluate
-from .features import PixelFeaturizer, StateFeaturizer, VAEFeaturizer, reward_fn
-from .replay import ReplayBuffer
-from .rl import make_learner
-from .schedule import Schedule
-from .vae import ConvVAE, VAETrainer, decode_latents, encode_images
+from .learner import Learner
+from .model import DeviceUnavailable, InferenceModel, config_of, env_spec, resolve_device
 
-
-class DeviceUnavailable(ValueError):
-    """The requested torch device cannot be used on this machine (a configuration error: the CLI and
-    the node executables report it in one line and exit 2)."""
-
-
-def resolve_device(name: str) -> torch.device:
-    dev = torch.device(name)
-    if dev.type == 'cuda':
-        if not torch.cuda.is_available():
-            raise DeviceUnavailable(f'device {name!r} requested but CUDA is not available '
-                                    f'(torch {torch.__version__}, built with CUDA {torch.version.cuda}); use the cpu: '
-                                    '--device cpu (rig train, rig eval) or -p device:=cpu (a node)')
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceUnavailable(f'device {name!r} requested but only {torch.cuda.device_count()} CUDA device(s); '
-                                    'choose another: --device (rig train, rig eval) or -p device:=cpu (a node)')
-    elif dev.type != 'cpu':
-        raise DeviceUnavailable(f'unsupported device {name!r} (cpu | cuda | cuda:N)')
-    return dev
-
-
-def env_spec(env, cfg: LearnConfig) -> dict:
-    space = env.observation_space
-    a = env.action_space
-    img = space['image'].shape
-    if img[0] != cfg.image_size:
-        raise ValueError(f'env renders {img[0]}px images, config image_size is {cfg.image_size}')
-    return {'task': cfg.task, 'arm': cfg.arm, 'mode': cfg.mode, 'algo': cfg.rl.algo,
-            'image_size': int(cfg.image_size),
-            'latent_dim': int(cfg.vae.latent_dim) if cfg.uses_vae else None,
-            'action_dim': int(a.shape[0]),
-            'action_low': [float(x) for x in a.low], 'action_high': [float(x) for x in a.high],
-            # physical size of an action of 1.0 where the env says (rig_sim: metres per step)
-            'env_action_scale': getattr(getattr(env.unwrapped, 'config', None), 'action_scale',
-                                        getattr(env.unwrapped, 'max_step', None)),
-            'state_dim': int(space['state'].shape[0]),
-            'goal_state_dim': int(space['achieved_goal_state'].shape[0])}
+__all__ = ['RIG', 'RIGAgent', 'DeviceUnavailable', 'env_spec', 'resolve_device']
 
 
 class RIGAgent:
@@ -72,41 +37,29 @@ class RIGAgent:
             if env is None:
                 raise ValueError('RIGAgent needs an env (or a spec from a checkpoint)')
             spec = env_spec(env, cfg)
-        self.cfg, self.env, self.eval_env, self.spec = cfg, env, eval_env, dict(spec)
-        self.device = resolve_device(cfg.device)
-        if cfg.num_threads:
-            torch.set_num_threads(cfg.num_threads)
-        self.rng = np.random.default_rng(cfg.seed)
-        self.gen = torch.Generator(device=self.device)
-        self.gen.manual_seed(cfg.seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)
-            self.vae = None
-            if cfg.uses_vae:
-                v = cfg.vae
-                self.vae = ConvVAE(cfg.image_size, v.latent_dim, v.arch, v.decoder, v.gaussian_sigma).to(self.device).eval()
-                self.vae_trainer = VAETrainer(self.vae, v.beta, v.lr, self.gen)
-                self.featurizer = VAEFeaturizer(self.vae)
-            elif cfg.mode == 'oracle':
-                self.featurizer = StateFeaturizer(spec['state_dim'], spec['goal_state_dim'])
-            else:
-                self.featurizer = PixelFeaturizer(cfg.image_size, cfg.pixel_pool)
-            self.spec['obs_dim'] = self.featurizer.obs_dim
-            self.spec['goal_dim'] = self.featurizer.goal_dim
-            self.learner = make_learner(cfg.rl.algo, self.featurizer.obs_dim + self.featurizer.goal_dim,
-                                        spec['action_dim'], cfg.rl, self.device, self.gen)
-        self.schedule = Schedule(cfg)
-        self.reward = reward_fn(cfg.reward if cfg.uses_vae else 'latent_distance', cfg.rl.reward_scale)
-        self.buffer: ReplayBuffer | None = None
-        self.counters = {'env_steps': 0, 'grad_steps': 0, 'episodes': 0, 'vae_refits': 0,
-                         'vae_pretrained': False, 'refit_at_step': -1, 'vae_pretrain_env_steps': 0, 'train_seconds': 0.0}
-        self.pretrain_images: np.ndarray | None = None
-        self._skew_sample: tuple[np.ndarray, np.ndarray] | None = None   # vae.goal_bank_skew candidates, weights
-        self.last_metrics: dict = {}
+        self.cfg, self.env, self.eval_env = cfg, env, eval_env
+        self.learner = Learner.fresh(cfg, spec)
+        self.model: InferenceModel = self.learner.model
         self._episode_open = False
         self._update_budget = 0.0
-        self._noise_state = np.zeros(spec['action_dim'], np.float32)
         self._first_reset = True
+
+    # The parts, by the names the API has always had.
+    spec = property(lambda self: self.model.spec)
+    device = property(lambda self: self.model.device)
+    rng = property(lambda self: self.model.rng)
+    gen = property(lambda self: self.model.gen)
+    vae = property(lambda self: self.model.vae)
+    featurizer = property(lambda self: self.model.featurizer)
+    goals = property(lambda self: self.model.goals)
+    schedule = property(lambda self: self.learner.schedule)
+    counters = property(lambda self: self.learner.counters)
+    buffer = property(lambda self: self.learner.buffer)
+    vae_trainer = property(lambda self: self.learner.vae_trainer)
+    reward = property(lambda self: self.learner.reward)
+    last_metrics = property(lambda self: self.learner.last_metrics)
+    pretrain_images = property(lambda self: self.learner.pretrain_images)
+    _skew_sample = property(lambda self: self.model.goals.skew_sample)
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -115,94 +68,47 @@ class RIGAgent:
             cfg = from_dict(LearnConfig, cfg)
         return cls(cfg, env, eval_env=eval_env)
 
-    # -- features / acting ---------------------------------------------------------------------------
+    # -- features / acting: the model's ------------------------------------------------------------------
     def encode(self, images):
-        """uint8 (N, H, W, 3) or (H, W, 3) -> latent (mean, logvar) as numpy float32."""
-        if self.vae is None:
-            raise RuntimeError(f'mode {self.cfg.mode!r} has no VAE')
-        return encode_images(self.vae, images)
+        return self.model.encode(images)
 
     def decode(self, z) -> np.ndarray:
-        return decode_latents(self.vae, z)
+        return self.model.decode(z)
 
     def reconstruct(self, image) -> np.ndarray:
-        return self.decode(self.encode(image)[0])
-
-    @staticmethod
-    def _split(x):
-        if isinstance(x, dict):
-            img = x.get('image')
-            state = x.get('state', x.get('achieved_goal_state'))
-            return (None if img is None else np.asarray(img)), state
-        return np.asarray(x), None
+        return self.model.reconstruct(image)
 
     def obs_features(self, obs) -> np.ndarray:
-        """obs: uint8 image or observation dict -> policy observation features (1-D)."""
-        img, state = self._split(obs)
-        if self.cfg.mode == 'oracle':
-            if state is None:
-                raise ValueError('oracle mode acts on states: pass the observation dict')
-            return self.featurizer.obs(None, state)[0]
-        return self.featurizer.obs(img, None)[0]
+        return self.model.obs_features(obs)
 
     def goal_features(self, goal) -> np.ndarray:
-        """goal: uint8 image or {'image', 'state'} -> goal features (1-D)."""
-        img, state = self._split(goal)
-        if self.cfg.mode == 'oracle':
-            if state is None:
-                raise ValueError("oracle mode needs goal states: pass {'state': ...}")
-            return self.featurizer.goal(None, state)[0]
-        return self.featurizer.goal(img, None)[0]
+        return self.model.goal_features(goal)
 
-    @torch.no_grad()
     def act_features(self, obs_feat, goal_feat, noise: bool = False) -> np.ndarray:
-        if noise:
-            return self.explore_features(obs_feat, goal_feat)
-        x = torch.as_tensor(np.concatenate([obs_feat, goal_feat], -1)[None], dtype=torch.float32, device=self.device)
-        return self.learner.actor.act(x, deterministic=True)[0].cpu().numpy().astype(np.float32)
+        return self.model.act_features(obs_feat, goal_feat, noise)
 
     def act(self, obs, goal, noise: bool = False) -> np.ndarray:
         """Policy action for observation `obs` (uint8 HxWx3 or obs dict) and goal (uint8 image or
         {'image', 'state'}); deterministic unless noise=True."""
-        return self.act_features(self.obs_features(obs), self.goal_features(goal), noise)
+        return self.model.act(obs, goal, noise)
 
-    def _explore(self, a: np.ndarray, rng: np.random.Generator | None = None, scale: float | None = None) -> np.ndarray:
-        rl = self.cfg.rl
-        rng = rng or self.rng
-        sigma = rl.exploration_noise if scale is None else scale
-        if rl.exploration == 'ou':
-            self._noise_state += rl.ou_theta * -self._noise_state + sigma * rng.standard_normal(a.shape)
-            n = self._noise_state
-        else:
-            n = sigma * rng.standard_normal(a.shape)
-        return np.clip(a + n, -1.0, 1.0)
-
-    @torch.no_grad()
-    def explore_features(self, obs_feat, goal_feat, rng: np.random.Generator | None = None,
-                         scale: float | None = None) -> np.ndarray:
-        """The exploring action, the one way both `learn` and the graph's policy node practise: SAC
-        samples its policy; TD3 adds the configured noise (Gaussian, or OU: `reset_exploration` at
-        each episode start) to its deterministic action. `scale` overrides the noise's sigma."""
-        x = torch.as_tensor(np.concatenate([obs_feat, goal_feat])[None], dtype=torch.float32, device=self.device)
-        if self.cfg.rl.algo == 'sac':
-            return self.learner.actor.act(x, deterministic=False, gen=self.gen)[0].cpu().numpy().astype(np.float32)
-        return self._explore(self.learner.actor(x)[0].cpu().numpy(), rng, scale).astype(np.float32)
+    def explore_features(self, obs_feat, goal_feat, rng=None, scale=None) -> np.ndarray:
+        return self.model.explore_features(obs_feat, goal_feat, rng, scale)
 
     def reset_exploration(self) -> None:
-        """A new episode: temporally correlated (OU) noise starts from zero."""
-        self._noise_state[:] = 0
+        self.model.reset_exploration()
 
     def _policy_action(self, obs_feat, goal_feat) -> np.ndarray:
         if self.counters['env_steps'] < self.cfg.rl.random_steps:
             return self.rng.uniform(-1, 1, self.spec['action_dim']).astype(np.float32)
-        return self.explore_features(obs_feat, goal_feat)
+        return self.model.explore_features(obs_feat, goal_feat)
 
     # -- data --------------------------------------------------------------------------------------
     def _frame(self, obs) -> dict:
         img = np.asarray(obs['image'])
         d = {'image': img, 'state': obs['state'], 'achieved': obs['achieved_goal_state'], 'logvar': None}
         if self.vae is not None:
-            d['feat'], d['logvar'] = encode_images(self.vae, img)
+            d['feat'], d['logvar'] = self.model.encode(img)
         elif self.cfg.mode == 'oracle':
             d['feat'] = self.featurizer.obs(None, obs['state'])[0]
             d['ach_feat'] = self.featurizer.achieved(None, obs['achieved_goal_state'])[0][0]
@@ -211,19 +117,7 @@ class RIGAgent:
         return d
 
     def _make_buffer(self) -> None:
-        s = self.spec
-        img_shape = (self.cfg.image_size, self.cfg.image_size, 3)
-        self.buffer = ReplayBuffer(self.cfg.rl.buffer_size, self.featurizer, img_shape, s['state_dim'],
-                                   s['goal_state_dim'], s['action_dim'], self.rng, self.cfg.relabel, self.reward)
-        if not self.cfg.uses_vae and self.cfg.relabel.prior > 0 and self.featurizer.goal_bank is None:
-            self._make_goal_bank(self.cfg.relabel.env_goal_bank)
-
-    def _make_goal_bank(self, n: int) -> None:
-        """Baselines' 'prior' relabelling: features of n goals from env.sample_goal(), drawn once
-        with their own generator (so the rest of the run's random stream is unchanged)."""
-        rng = np.random.default_rng([self.cfg.seed, 104729])
-        goals = [unwrapped_call(self.env, 'sample_goal', rng) for _ in range(int(n))]
-        self.featurizer.set_goal_bank(np.stack([self.goal_features(g) for g in goals]))
+        self.learner.make_buffer(self.env)
 
     def collect_vae_images(self, n: int, kind: str | None = None) -> np.ndarray:
         """Images for VAE pretraining: random-action rollouts ('random'), env goal images
@@ -249,113 +143,25 @@ class RIGAgent:
 
     def pretrain_vae(self, images: np.ndarray | None = None, steps: int | None = None,
                      finish: bool = True) -> dict:
-        """Fit the VAE on `images` (collected from the env if None), then fit the goal prior to them.
-
-        finish=False runs only the Adam steps: pretraining in slices (the online trainer) is calls
-        with finish=False, then one with steps=0; it draws the same batches as one call."""
-        v = self.cfg.vae
+        """Fit the VAE on `images` (collected from the env if None), then the goal distribution."""
         if images is None:
             images = self.collect_vae_images(self.schedule.pretrain_images)
-        self.pretrain_images = images
-        steps = self.schedule.pretrain_steps if steps is None else steps
-        m = {}
-        for _ in range(steps):
-            m = self.vae_trainer.train_step(images[self.rng.integers(0, len(images), v.batch_size)])
-        if finish:
-            self._refit_goal_prior(images)
-            self.counters['vae_pretrained'] = True
-        self.last_metrics.update(m)
-        return m
-
-    def _refit_goal_prior(self, images: np.ndarray | None = None) -> None:
-        """vae.goal_prior 'fitted': fit imagined goals to the latents of `images`, or of the whole
-        replay buffer (already re-encoded). 'data': keep latents of the pretraining images and the
-        buffer as the goal bank, uniformly or in the shares vae.goal_bank_pretrain_fraction sets.
-        Nothing is encoded for the default N(0, I)."""
-        prior = self.cfg.vae.goal_prior if self.cfg.uses_vae else 'standard'
-        if prior == 'standard':
-            return
-        if prior == 'fitted':
-            latents = self.encode(images)[0] if images is not None else self.buffer.obs_feat[self.buffer.written]
-            self.featurizer.fit_prior(latents)
-            return
-        if self.cfg.vae.goal_bank_skew != 0.0:
-            self._skew_goal_bank(images)
-            return
-        size, share = self.cfg.vae.goal_bank_size, self.cfg.vae.goal_bank_pretrain_fraction
-        parts = [self.buffer.obs_feat[self.buffer.written]] if images is None else []
-        seen = images if images is not None else self.pretrain_images
-        if seen is not None:
-            parts.append(self.encode(seen)[0])
-        if share is not None and len(parts) == 2 and len(parts[0]):   # fixed shares: pretraining, buffer
-            n_seen = int(round(size * share))
-            pick = lambda z, n: z[self.rng.choice(len(z), min(n, len(z)), replace=False)]
-            parts = [pick(parts[1], n_seen), pick(parts[0], size - n_seen)]
-        self.featurizer.set_prior_bank(np.concatenate(parts), size, self.rng)
-
-    def _skew_goal_bank(self, images: np.ndarray | None = None) -> None:
-        """vae.goal_bank_skew (Skew-Fit): draw candidates uniformly from the images seen (`images`
-        at pretraining, else the pretraining set and the replay buffer), weigh each by p(x)^alpha with
-        the current VAE's density estimate, and resample the goal bank from them by weight. The
-        candidates and weights are kept for vae.skew_vae_training's next refit."""
-        from .vae import log_density
-        v = self.cfg.vae
-        pre = images if images is not None else self.pretrain_images
-        n_pre = 0 if pre is None else len(pre)
-        slots = np.flatnonzero(self.buffer.written) if images is None else np.zeros(0, int)
-        total = n_pre + len(slots)
-        if total == 0:
-            return
-        pick = np.sort(self.rng.choice(total, min(v.skew_candidates, total), replace=False))
-        from_pre, from_buf = pick[pick < n_pre], slots[pick[pick >= n_pre] - n_pre]
-        parts = ([pre[from_pre]] if len(from_pre) else []) + ([self.buffer.images[from_buf]] if len(from_buf) else [])
-        candidates = np.concatenate(parts)
-        logp, latents = log_density(self.vae, candidates)
-        ok = np.isfinite(logp) & np.all(np.isfinite(latents), axis=1)
-        if not ok.any():
-            return
-        candidates, logp, latents = candidates[ok], logp[ok], latents[ok]
-        score = v.goal_bank_skew * logp.astype(np.float64)
-        weights = np.exp(score - score.max())
-        weights /= weights.sum()
-        self.featurizer.set_goal_bank(latents[self.rng.choice(len(latents), v.goal_bank_size, p=weights)])
-        # (kept only for skewed refits: 8192 candidate images are 57 MB at 48x48)
-        self._skew_sample = (candidates, weights) if v.skew_vae_training else None
-        # Effective sample size of the skewed sample: how many candidates the weight really rests on.
-        self.last_metrics['vae/skew_ess'] = float(1.0 / np.sum(weights ** 2))
+        return self.learner.pretrain_vae(images, steps, finish)
 
     def refit_vae(self, steps: int | None = None, finish: bool = True) -> dict:
-        """Online VAE refit on replay images, then re-encode the whole buffer.
-
-        finish=False runs only the Adam steps: a refit in slices (the online trainer) is calls with
-        finish=False, then the buffer re-encoded (ReplayBuffer.refresh, or its equivalent in
-        batches), then finish_refit(); it draws the same batches as one call."""
-        v = self.cfg.vae
-        steps = self.schedule.refit_steps if steps is None else steps
-        m = {}
-        n_pre = int(round(v.batch_size * v.refit_mix_pretrain)) if self.pretrain_images is not None else 0
-        skewed = self._skew_sample if v.skew_vae_training else None
-        for _ in range(steps):
-            if skewed is not None:   # Skew-Fit: train on the last refit's skewed sample of images seen
-                batch = skewed[0][self.rng.choice(len(skewed[1]), v.batch_size - n_pre, p=skewed[1])]
-            else:
-                batch = self.buffer.sample_images(v.batch_size - n_pre)
-            if n_pre:
-                batch = np.concatenate([batch, self.pretrain_images[self.rng.integers(0, len(self.pretrain_images), n_pre)]])
-            m = self.vae_trainer.train_step(batch)
+        """Online VAE refit on replay images, then the buffer re-encoded (Learner.refit_vae)."""
+        m = self.learner.refit_vae(steps, finish=False)
         if finish:
             self.buffer.refresh()
             self.finish_refit()
-        self.last_metrics.update(m)
         return m
 
     def finish_refit(self) -> None:
-        """The end of a refit, once the buffer is re-encoded: goal prior, running episode, count."""
-        self._refit_goal_prior()
+        """The end of a refit: the learner's, then the running episode's features re-read."""
+        self.learner.finish_refit()
         if self._episode_open:   # keep the running episode's features consistent with the new VAE
             self._obs_feat = self.buffer.obs_feat[self.buffer._last].copy()
             self._goal_feat = self.buffer.ep_goal_feat[self.buffer.episode % self.buffer.capacity].copy()
-        self.counters['vae_refits'] += 1
 
     # -- training ----------------------------------------------------------------------------------
     def _begin_episode(self) -> None:
@@ -363,8 +169,8 @@ class RIGAgent:
         seed = self.cfg.seed if self._first_reset else None
         self._first_reset = False
         if self.cfg.uses_vae:
-            z = self.featurizer.sample_prior(self.rng, 1)[0]          # imagined goal
-            goal_image = self.featurizer.decode(z)
+            z = self.goals.sample(1)[0]          # imagined goal
+            goal_image = self.goals.decode(z)
             obs, _ = env.reset(seed=seed)
             goal_state = np.full(self.spec['goal_state_dim'], np.nan, np.float32)
             goal_feat = z
@@ -379,17 +185,8 @@ class RIGAgent:
         self.reset_exploration()
         self._episode_open = True
 
-    def _batch_tensors(self, b: dict) -> dict:
-        dev = self.device
-        t = lambda x: torch.as_tensor(x, dtype=torch.float32, device=dev)  # noqa: E731
-        return {'x': t(np.concatenate([b['obs'], b['goal']], 1)), 'x2': t(np.concatenate([b['next_obs'], b['goal']], 1)),
-                'action': t(b['action']), 'reward': t(b['reward']), 'done': t(b['done'])}
-
     def train_step(self) -> dict:
-        b = self.buffer.sample(self.cfg.rl.batch_size)
-        out = self.learner.update(self._batch_tensors(b))
-        self.counters['grad_steps'] += 1
-        return out
+        return self.learner.train_step()
 
     def learn(self, steps: int, callback=None) -> 'RIGAgent':
         """Collect `steps` env steps, training as configured. `callback(agent)` runs after each
@@ -447,48 +244,25 @@ class RIGAgent:
 
     # -- persistence ---------------------------------------------------------------------------------
     def state_dicts(self) -> dict:
-        blobs = {'policy.pt': {k: m.state_dict() for k, m in self.learner.modules().items()}}
-        if hasattr(self.learner, 'extra_state'):
-            blobs['policy.pt']['extra'] = self.learner.extra_state()
-        if self.vae is not None:
-            blobs['vae.pt'] = {'vae': self.vae.state_dict(), 'opt': self.vae_trainer.opt.state_dict()}
-        return blobs
+        return self.learner.state_dicts()
 
-    def save(self, path) -> Path:
-        manifest = {'spec': self.spec, 'config': to_dict(self.cfg), 'counters': dict(self.counters)}
-        return ckpt.write_checkpoint(path, manifest, self.state_dicts())
+    def save(self, path):
+        return self.learner.save(path)
 
     @classmethod
     def load(cls, path, env=None, expected: dict | None = None, device: str | None = None,
              eval_env=None) -> 'RIGAgent':
         """Rebuild an agent from a checkpoint directory (a runnable policy; with `env`, trainable
-        further, with an empty replay buffer). Raises CheckpointMismatch / CheckpointError."""
+        further, with an empty replay buffer). Acting only? `InferenceModel.load` loads less.
+        Raises CheckpointMismatch / CheckpointError."""
         data = ckpt.load_checkpoint(path, expected)
-        cfg_dict = dict(data['config'])
-        if device is not None:
-            cfg_dict['device'] = device
-        cfg = from_dict(LearnConfig, cfg_dict, where=f'{path}/manifest.json:config')
+        cfg = config_of(data, path, device)
         spec = data['spec']
         if env is not None:
             ckpt.check_expected(spec, {k: v for k, v in env_spec(env, cfg).items() if k in ckpt.CHECKED_KEYS},
                                 f'{path} (vs env)')
         agent = cls(cfg, env, spec=spec, eval_env=eval_env)
-        try:
-            for k, m in agent.learner.modules().items():
-                m.load_state_dict(data['policy'][k])
-            if 'extra' in data['policy'] and hasattr(agent.learner, 'load_extra_state'):
-                agent.learner.load_extra_state(data['policy']['extra'])
-            if agent.vae is not None:
-                vae_state = dict(data['vae']['vae'])
-                for key in ('goal_prior_mean', 'goal_prior_std', 'goal_bank'):   # checkpoints from before these priors
-                    vae_state.setdefault(key, getattr(agent.vae, key))
-                agent.vae.goal_bank = torch.empty_like(vae_state['goal_bank'], device=agent.vae.goal_prior_mean.device)   # its row count varies
-                agent.vae.load_state_dict(vae_state)
-                agent.vae_trainer.opt.load_state_dict(data['vae']['opt'])
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise ckpt.CheckpointError(f'checkpoint {path}: weights do not fit the recorded config ({exc})') from exc
-        agent.counters.update(data['counters'])
-        agent.counters['vae_pretrained'] = agent.vae is not None
+        agent.learner.load_weights(data, str(path))
         return agent
 
 

@@ -25,7 +25,9 @@ MODES = ('rig', 'oracle', 'her_pixels')
 
 @dataclass
 class VAEConfig:
-    arch: str = 'conv48'            # 'conv48': Skew-Fit (k 5/3/3, ch 16/32/64, s 3/2/2); 'conv84': paper-era (k5 s3, 16/32/32, BN+ReLU)
+    # 'conv48': Skew-Fit's (kernels 5/3/3, channels 16/32/64, strides 3/2/2); 'conv84': the paper era's
+    # (kernels 5, stride 3, channels 16/32/32, batch norm + ReLU)
+    arch: str = 'conv48'
     latent_dim: int = 16            # reacher 16, pusher 4 (paper)
     beta: float = 5.0               # paper scale, see module docstring
     decoder: str = 'gaussian'       # 'gaussian' (Skew-Fit) | 'bernoulli' (paper-era)
@@ -192,7 +194,8 @@ class LearnConfig:
         if min(fr.own, fr.prior, fr.future) < 0 or abs(fr.own + fr.prior + fr.future - 1.0) > 1e-6:
             raise ConfigError(f'relabel fractions must be >= 0 and sum to 1, got {fr}')
         if self.mode != 'rig' and fr.prior > 0 and fr.env_goal_bank < 1:
-            raise ConfigError(f'relabel.prior > 0 in mode {self.mode!r} draws env goals: relabel.env_goal_bank must be >= 1')
+            raise ConfigError(f'relabel.prior > 0 in mode {self.mode!r} draws env goals: '
+                              'relabel.env_goal_bank must be >= 1')
         sched = tuple(tuple(int(v) for v in s) for s in self.vae.refit_schedule)
         if any(len(s) != 2 or s[1] <= 0 for s in sched):
             raise ConfigError('vae.refit_schedule: list of [from_env_step, every_n_env_steps], every > 0')
@@ -208,6 +211,7 @@ def parse_overrides(items) -> dict:
     """['vae.beta=2.5', 'rl.hidden=[64, 64]'] -> {'vae.beta': 2.5, 'rl.hidden': [64, 64]} (values are
     YAML): the `--set` of `rig train` and the benches, the `learn_set` parameter of the trainer node."""
     import yaml
+
     from rig.config import ConfigError
     out = {}
     for item in items:

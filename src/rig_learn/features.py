@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import numpy as np
 
-
 from .vae import ConvVAE, decode_latents, encode_images
 
 

@@ -91,9 +91,11 @@ def _soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 
 class TD3:
-    def __init__(self, inp: int, action_dim: int, cfg, device, gen=None):
+    """TD3 (Fujimoto et al. 2018) on `actor` (an InferenceModel's: trained in place)."""
+
+    def __init__(self, actor: DeterministicActor, inp: int, action_dim: int, cfg, device, gen=None):
         self.cfg, self.device, self.action_dim, self.gen = cfg, device, action_dim, gen
-        self.actor = DeterministicActor(inp, action_dim, cfg.hidden).to(device)
+        self.actor = actor
         self.critic = Critic(inp, action_dim, cfg.hidden).to(device)
         self.actor_target = copy.deepcopy(self.actor)
         self.critic_target = copy.deepcopy(self.critic)
@@ -144,9 +146,11 @@ class TD3:
 
 
 class SAC:
-    def __init__(self, inp: int, action_dim: int, cfg, device, gen=None):
+    """SAC (Haarnoja et al. 2018, automatic entropy tuning) on `actor`, trained in place."""
+
+    def __init__(self, actor: TanhGaussianActor, inp: int, action_dim: int, cfg, device, gen=None):
         self.cfg, self.device, self.action_dim, self.gen = cfg, device, action_dim, gen
-        self.actor = TanhGaussianActor(inp, action_dim, cfg.hidden).to(device)
+        self.actor = actor
         self.critic = Critic(inp, action_dim, cfg.hidden).to(device)
         self.critic_target = copy.deepcopy(self.critic)
         for p in self.critic_target.parameters():
@@ -203,5 +207,11 @@ class SAC:
                 'rl/alpha': self.log_alpha.detach().exp()}
 
 
-def make_learner(algo: str, inp: int, action_dim: int, cfg, device, gen=None):
-    return {'td3': TD3, 'sac': SAC}[algo](inp, action_dim, cfg, device, gen)
+def make_actor(algo: str, inp: int, action_dim: int, cfg) -> nn.Module:
+    """The policy network of `algo`: deterministic (TD3) or tanh-Gaussian (SAC)."""
+    return {'td3': DeterministicActor, 'sac': TanhGaussianActor}[algo](inp, action_dim, cfg.hidden)
+
+
+def make_learner(algo: str, actor: nn.Module, inp: int, action_dim: int, cfg, device, gen=None):
+    """The update rule of `algo` around `actor`: critics, targets, optimisers."""
+    return {'td3': TD3, 'sac': SAC}[algo](actor, inp, action_dim, cfg, device, gen)

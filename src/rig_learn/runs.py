@@ -187,7 +187,8 @@ def eval_run(path, n_goals: int | None = None, seed: int | None = None, device: 
     ck = path / 'checkpoint' if (path / 'checkpoint').is_dir() else path
     agent = RIGAgent.load(ck, device=device)
     cfg = agent.cfg
-    env = env or make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed + 1, factory=cfg.env, horizon=cfg.horizon)
+    env = env or make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed + 1, factory=cfg.env,
+                               horizon=cfg.horizon)
     res = agent.evaluate(env, n_goals=n_goals, seed=seed, record=cfg.eval.grid_goals if grid else 0)
     summary = {**eval_row(agent, res), 'checkpoint': str(ck),
                'per_goal': per_goal(res)}

@@ -1,8 +1,6 @@
 """Convolutional VAE over uint8 RGB images (see `rig_learn.config` for the loss convention)."""
 from __future__ import annotations
 
-
-
 import numpy as np
 import torch
 from torch import nn
@@ -109,7 +107,8 @@ class VAETrainer:
         loss.backward()
         self.opt.step()
         self.vae.eval()
-        return {'vae/recon': float(recon.detach().mean()), 'vae/kl': float(kl.detach().mean()), 'vae/loss': float(loss.detach())}
+        return {'vae/recon': float(recon.detach().mean()), 'vae/kl': float(kl.detach().mean()),
+                'vae/loss': float(loss.detach())}
 
     @torch.no_grad()
     def evaluate(self, images_uint8, batch: int = 256) -> dict:

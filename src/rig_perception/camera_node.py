@@ -32,8 +32,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import UInt64
 
 from rig.config import ConfigError
-from rig.qos import CAMERA_PUBLISHER_QOS, CAMERA_SUBSCRIBER_QOS, COUNTER_QOS
 from rig.node_main import run_node
+from rig.qos import CAMERA_PUBLISHER_QOS, CAMERA_SUBSCRIBER_QOS, COUNTER_QOS
 from rig.ros_params import declare_dataclass_parameters
 from rig_perception.drivers import CameraError, EndOfStream, make_driver
 from rig_perception.image_msgs import UnsupportedImage, image_to_numpy, numpy_to_image

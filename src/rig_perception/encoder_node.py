@@ -11,8 +11,8 @@ with a clear log and the old one keeps running. Bad frames are logged (throttled
 """
 from __future__ import annotations
 
-import sys
 import dataclasses
+import sys
 import time
 
 import numpy as np
@@ -64,16 +64,16 @@ DESCRIPTIONS = {
 LIVE_PARAMETERS = ('crop_x', 'crop_y', 'crop_width', 'crop_height', 'reconstruction_period_s')
 
 
-class Encoder(Node):
+class EncoderNode(Node):
     def __init__(self, cfg: EncoderConfig | None = None, **node_kwargs):
         super().__init__('encoder', **node_kwargs)
         self.cfg: EncoderConfig = declare_dataclass_parameters(self, cfg or EncoderConfig(), DESCRIPTIONS,
                                                                  live=LIVE_PARAMETERS)
         import torch
         torch.set_num_threads(max(1, self.cfg.torch_threads))
-        from rig_learn.agent import resolve_device
+        from rig_learn.model import resolve_device
         resolve_device(self.cfg.device)   # -p device:=cuda without a GPU: one clear line, exit 2, at start
-        self.agent = None
+        self.model = None
         self.checkpoint_path = ''
         self.goal_rgb: np.ndarray | None = None
         self.goal_header = None
@@ -94,24 +94,24 @@ class Encoder(Node):
     # -- checkpoints --------------------------------------------------------------------------------
     def load(self, path: str) -> bool:
         """Load a checkpoint; on any problem keep the current one and say why."""
-        from rig_learn.agent import RIGAgent
         from rig_learn.checkpoint import CheckpointError
+        from rig_learn.model import InferenceModel
         expected = {'task': self.cfg.task} if self.cfg.task else {}
-        if self.agent is not None:
+        if self.model is not None:
             # The latent space may change, the picture size may not: the camera crop was set up for it.
-            expected['image_size'] = self.agent.spec['image_size']
+            expected['image_size'] = self.model.spec['image_size']
         try:
-            agent = RIGAgent.load(path, expected=expected, device=self.cfg.device)
+            model = InferenceModel.load(path, expected=expected, device=self.cfg.device)
         except (CheckpointError, OSError, ValueError) as exc:
             self.get_logger().error(f'refusing checkpoint {path}: {exc}; keeping '
                                     f'{self.checkpoint_path or "none"}')
             return False
-        if agent.vae is None:
-            self.get_logger().error(f'refusing checkpoint {path}: mode {agent.cfg.mode!r} has no VAE')
+        if model.vae is None:
+            self.get_logger().error(f'refusing checkpoint {path}: mode {model.cfg.mode!r} has no VAE')
             return False
-        self.agent, self.checkpoint_path = agent, str(path)
-        self.get_logger().info(f'encoder using {path} (latent {agent.spec["latent_dim"]}, '
-                               f'{agent.spec["image_size"]}px)')
+        self.model, self.checkpoint_path = model, str(path)
+        self.get_logger().info(f'encoder using {path} (latent {model.spec["latent_dim"]}, '
+                               f'{model.spec["image_size"]}px)')
         if self.goal_rgb is not None:
             self._publish_goal()
         return True
@@ -123,7 +123,7 @@ class Encoder(Node):
     def on_parameters_changed(self, old: EncoderConfig, new: EncoderConfig) -> None:
         """A new crop applies from the next frame; the goal is re-encoded with it at once."""
         crop = ('crop_x', 'crop_y', 'crop_width', 'crop_height')
-        if any(getattr(old, f) != getattr(new, f) for f in crop) and self.agent is not None \
+        if any(getattr(old, f) != getattr(new, f) for f in crop) and self.model is not None \
                 and self.goal_rgb is not None:
             self._publish_goal()
 
@@ -135,7 +135,7 @@ class Encoder(Node):
     def _crop(self) -> PreprocessConfig:
         """The configured crop, resized to the loaded checkpoint's image size."""
         return PreprocessConfig(self.cfg.crop_x, self.cfg.crop_y, self.cfg.crop_width, self.cfg.crop_height,
-                                size=self.agent.spec['image_size'])
+                                size=self.model.spec['image_size'])
 
     def _prepare(self, msg: Image, what: str) -> np.ndarray | None:
         try:
@@ -146,19 +146,19 @@ class Encoder(Node):
             return None
 
     def _on_frame(self, msg: Image) -> None:
-        if self.agent is None:
+        if self.model is None:
             self.get_logger().info('no checkpoint yet: waiting for rig/checkpoint', throttle_duration_sec=5.0)
             return
         image = self._prepare(msg, 'camera frame')
         if image is None:
             return
-        mean, logvar = self.agent.encode(image)  # one image in: (latent_dim,) out
+        mean, logvar = self.model.encode(image)  # one image in: (latent_dim,) out
         self.latent_pub.publish(latent_to_msg(mean, logvar, msg.header))
         self.frames_encoded += 1
         now = time.monotonic()
         if self.cfg.reconstruction_period_s > 0 and now - self._last_recon >= self.cfg.reconstruction_period_s:
             self._last_recon = now
-            recon = self.agent.decode(mean)
+            recon = self.model.decode(mean)
             self.recon_pub.publish(numpy_to_image(recon, 'rgb8', stamp=msg.header.stamp,
                                                   frame_id=msg.header.frame_id))
 
@@ -170,11 +170,11 @@ class Encoder(Node):
             return
         self.goal_header = msg.header
         self.get_logger().info(f'new goal image {msg.width}x{msg.height} ({msg.encoding})')
-        if self.agent is not None:
+        if self.model is not None:
             self._publish_goal()
 
     def _publish_goal(self) -> None:
-        size = self.agent.spec['image_size']
+        size = self.model.spec['image_size']
         try:
             # A goal image already at the learner's size (e.g. from the sim) is used as it is.
             image = (self.goal_rgb if self.goal_rgb.shape[:2] == (size, size)
@@ -182,12 +182,12 @@ class Encoder(Node):
         except ValueError as exc:
             self.get_logger().error(f'ignoring goal image: {exc}')
             return
-        mean, logvar = self.agent.encode(image)
+        mean, logvar = self.model.encode(image)
         self.goal_latent_pub.publish(latent_to_msg(mean, logvar, self.goal_header))
 
 
 def main(args=None) -> int:
-    return run_node(Encoder, 'encoder', args)
+    return run_node(EncoderNode, 'encoder', args)
 
 
 if __name__ == '__main__':

@@ -163,7 +163,7 @@ DESCRIPTIONS = {
 }
 
 
-class ArmAdapter(Node):
+class ArmAdapterNode(Node):
     """Twist -> joint velocity adapter; see the module docstring."""
 
     def __init__(self, cfg: ArmAdapterConfig | None = None, **node_kwargs):
@@ -357,7 +357,7 @@ class ArmAdapter(Node):
 
 
 def main(args=None) -> int:
-    return run_node(ArmAdapter, NODE_NAME, args)
+    return run_node(ArmAdapterNode, NODE_NAME, args)
 
 
 if __name__ == '__main__':

@@ -16,9 +16,9 @@ yet), practice uses uniform random actions: that is the random-action data the V
 """
 from __future__ import annotations
 
-import sys
 import dataclasses
 import json
+import sys
 
 import numpy as np
 from geometry_msgs.msg import TwistStamped
@@ -83,7 +83,7 @@ DESCRIPTIONS = {
 LIVE_PARAMETERS = ('episode_length', 'operator_steps', 'exploration_noise', 'max_latency_s')
 
 
-class Policy(Node):
+class PolicyNode(Node):
     def __init__(self, cfg: PolicyConfig | None = None, **node_kwargs):
         super().__init__('policy', **node_kwargs)
         self.cfg: PolicyConfig = declare_dataclass_parameters(self, cfg or PolicyConfig(), DESCRIPTIONS,
@@ -91,9 +91,9 @@ class Policy(Node):
         self.rng = np.random.default_rng(self.cfg.seed)
         import torch
         torch.set_num_threads(max(1, self.cfg.torch_threads))
-        from rig_learn.agent import resolve_device
+        from rig_learn.model import resolve_device
         resolve_device(self.cfg.device)   # -p device:=cuda without a GPU: one clear line, exit 2, at start
-        self.agent = None
+        self.model = None
         self.checkpoint_path = ''
         self.practice = self.cfg.practice_on_start
         self.goal_latent: np.ndarray | None = None
@@ -127,24 +127,24 @@ class Policy(Node):
 
     # -- checkpoints --------------------------------------------------------------------------------
     def load(self, path: str) -> bool:
-        from rig_learn.agent import RIGAgent
         from rig_learn.checkpoint import CheckpointError
+        from rig_learn.model import InferenceModel
         expected = {'task': self.cfg.task} if self.cfg.task else {}
-        if self.agent is not None:
-            expected['action_dim'] = self.agent.spec['action_dim']
+        if self.model is not None:
+            expected['action_dim'] = self.model.spec['action_dim']
         try:
-            agent = RIGAgent.load(path, expected=expected, device=self.cfg.device)
+            model = InferenceModel.load(path, expected=expected, device=self.cfg.device)
         except (CheckpointError, OSError, ValueError) as exc:
             self.get_logger().error(f'refusing checkpoint {path}: {exc}; keeping {self.checkpoint_path or "none"}')
             return False
-        if agent.vae is None:
-            self.get_logger().error(f'refusing checkpoint {path}: mode {agent.cfg.mode!r} has no latent goals')
+        if model.vae is None:
+            self.get_logger().error(f'refusing checkpoint {path}: mode {model.cfg.mode!r} has no latent goals')
             return False
-        if self.agent is not None and agent.spec['latent_dim'] != self.agent.spec['latent_dim']:
+        if self.model is not None and model.spec['latent_dim'] != self.model.spec['latent_dim']:
             self.goal_latent = None  # an operator goal from the old latent space means nothing now
-        self.agent, self.checkpoint_path = agent, str(path)
+        self.model, self.checkpoint_path = model, str(path)
         self.in_use_pub.publish(String(data=self.checkpoint_path))
-        self.get_logger().info(f'policy using {path} ({agent.counters.get("grad_steps", 0)} gradient steps)')
+        self.get_logger().info(f'policy using {path} ({model.counters.get("grad_steps", 0)} gradient steps)')
         return True
 
     def _on_checkpoint(self, msg: String) -> None:
@@ -175,9 +175,9 @@ class Policy(Node):
         except UnsupportedImage as exc:
             self.get_logger().error(f'ignoring goal latent: {exc}')
             return
-        if self.agent is not None and mean.shape[0] != self.agent.spec['latent_dim']:
+        if self.model is not None and mean.shape[0] != self.model.spec['latent_dim']:
             self.get_logger().error(f'ignoring goal latent of size {mean.shape[0]}, policy expects '
-                                    f'{self.agent.spec["latent_dim"]}')
+                                    f'{self.model.spec["latent_dim"]}')
             return
         stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
         same_goal = self.goal_latent is not None and stamp == self._goal_stamp and any(stamp)
@@ -204,10 +204,10 @@ class Policy(Node):
         self.episode += 1
         self.step_in_episode = 0
         self.episode_open = True
-        self.agent.reset_exploration()
+        self.model.reset_exploration()
         if self.practice:
             self.goal_source = 'imagined'
-            self.practice_goal = self.agent.featurizer.sample_prior(self.rng, 1)[0]
+            self.practice_goal = self.model.goals.sample(1, self.rng)[0]
             goal = self.practice_goal
         else:
             self.goal_source = 'operator'
@@ -243,7 +243,7 @@ class Policy(Node):
 
     # -- acting -------------------------------------------------------------------------------------
     def _on_latent(self, msg: Image) -> None:
-        if self.agent is None or self.stopped:
+        if self.model is None or self.stopped:
             return
         if self.resetting:
             self._pending_latent = msg  # the reset's first frame may arrive before the service reply
@@ -253,7 +253,7 @@ class Policy(Node):
         except UnsupportedImage as exc:
             self.get_logger().error(f'dropping latent: {exc}', throttle_duration_sec=2.0)
             return
-        if mean.shape[0] != self.agent.spec['latent_dim']:
+        if mean.shape[0] != self.model.spec['latent_dim']:
             self.get_logger().warning('latent from another checkpoint (encoder reloading?): skipped',
                                       throttle_duration_sec=2.0)
             return
@@ -281,22 +281,22 @@ class Policy(Node):
             if self.step_in_episode >= self.cfg.operator_steps:
                 self._end_episode()
                 self.operator_done = True
-                self._send(np.zeros(self.agent.spec['action_dim']), msg.header.stamp)  # stop now
+                self._send(np.zeros(self.model.spec['action_dim']), msg.header.stamp)  # stop now
                 return
         self._send(self.compute_action(mean), msg.header.stamp)
         self.step_in_episode += 1
 
     def compute_action(self, latent_mean: np.ndarray) -> np.ndarray:
         """Action in [-1, 1]: the actor's, plus exploration noise in practice (random before training)."""
-        dim = self.agent.spec['action_dim']
-        if self.practice and self.agent.counters.get('grad_steps', 0) == 0:
+        dim = self.model.spec['action_dim']
+        if self.practice and self.model.counters.get('grad_steps', 0) == 0:
             return self.rng.uniform(-1.0, 1.0, dim).astype(np.float32)
         if not self.practice:
-            return self.agent.act_features(latent_mean, self.goal_latent)
+            return self.model.act_features(latent_mean, self.goal_latent)
         # The learner's own exploration (SAC sampling, TD3 Gaussian or OU noise), as in `rig train`;
         # this node's generator, so a hot-swapped checkpoint does not replay the same noise.
         scale = self.cfg.exploration_noise if self.cfg.exploration_noise >= 0 else None
-        return self.agent.explore_features(latent_mean, self.practice_goal, rng=self.rng, scale=scale)
+        return self.model.explore_features(latent_mean, self.practice_goal, rng=self.rng, scale=scale)
 
     def _send(self, action: np.ndarray, stamp) -> None:
         velocity = np.zeros(3)
@@ -319,7 +319,7 @@ class Policy(Node):
 
 
 def main(args=None) -> int:
-    return run_node(Policy, 'policy', args)
+    return run_node(PolicyNode, 'policy', args)
 
 
 if __name__ == '__main__':

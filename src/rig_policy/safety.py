@@ -27,7 +27,6 @@ import numpy as np
 
 from rig.config import ConfigError
 
-
 OUTPUT_MODES = ('rate', 'on_input')
 
 

@@ -27,7 +27,7 @@ from rig_policy.safety import STOP_REASONS, Reason, SafetyConfig, SafetyFilter
 
 NODE_NAME = 'safety_filter'
 
-PARAMETER_DESCRIPTIONS = {
+DESCRIPTIONS = {
     'control_rate_hz': 'Rate [Hz] at which rig/cmd is published (MoveIt Servo needs > 10 Hz).',
     'stale_after_periods': 'A command (by header.stamp, or arrival if unstamped) older than this many '
                            'control periods is replaced by zero.',
@@ -66,7 +66,7 @@ class SafetyFilterNode(Node):
     def __init__(self, cfg: SafetyConfig | None = None, **node_kwargs):
         super().__init__(NODE_NAME, **node_kwargs)
         # Read-only: changing safety limits at runtime would bypass review; restart to change them.
-        self.cfg = declare_dataclass_parameters(self, cfg or SafetyConfig(), PARAMETER_DESCRIPTIONS,
+        self.cfg = declare_dataclass_parameters(self, cfg or SafetyConfig(), DESCRIPTIONS,
                                                 read_only=True)
         self.safety = SafetyFilter(self.cfg)
         self._cmd = None

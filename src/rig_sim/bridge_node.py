@@ -14,10 +14,10 @@ above the limit are clipped. Nothing a publisher sends can crash the node.
 """
 from __future__ import annotations
 
-import sys
 import dataclasses
 import json
 import math
+import sys
 import time
 
 import numpy as np
@@ -90,7 +90,7 @@ DESCRIPTIONS = {
 LIVE_PARAMETERS = ('cmd_timeout_s', 'max_speed_m_s', 'reject_speed_m_s')
 
 
-class SimBridge(Node):
+class SimBridgeNode(Node):
     """Thin ROS adapter over `RigScene`."""
 
     def __init__(self, cfg: BridgeConfig | None = None, **node_kwargs):
@@ -238,7 +238,7 @@ class SimBridge(Node):
 
 
 def main(args=None) -> int:
-    return run_node(SimBridge, 'sim_bridge', args)
+    return run_node(SimBridgeNode, 'sim_bridge', args)
 
 
 if __name__ == '__main__':

@@ -25,8 +25,7 @@ import numpy as np
 
 from rig_sim.arms import ARM_SPECS, ArmSpec, robot_xml_path
 from rig_sim.config import SimConfig
-from rig_sim.tasks import (HAND_TIP_RADIUS, PLANAR_HAND_Z, PUCK_Z, REGION_CENTRE, TASK_SPECS,
-                           TaskSpec, sample_goal_state)
+from rig_sim.tasks import HAND_TIP_RADIUS, PLANAR_HAND_Z, PUCK_Z, REGION_CENTRE, TASK_SPECS, TaskSpec, sample_goal_state
 
 ARM_PREFIX = 'arm/'
 EE_BODY = ARM_PREFIX + 'ee'

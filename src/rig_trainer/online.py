@@ -28,10 +28,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rig.config import from_dict, load_yaml, to_dict
+from rig.config import from_dict, load_yaml
 from rig_learn import checkpoint as ckpt
-from rig_learn.agent import RIGAgent
 from rig_learn.config import LearnConfig, parse_overrides, with_overrides
+from rig_learn.learner import Learner
 from rig_trainer.bags import BagError, Episode, list_closed_bags, read_episodes
 
 log = logging.getLogger('rig.trainer')
@@ -121,12 +121,17 @@ class OnlineTrainer:
         self._reencoded = 0           # frames of the buffer re-encoded since the fit's steps ended
         self._updates_owed = 0.0
         self._refit_pending = False    # the schedule made a refit due; it starts at the next train()
+        # The learner's clock (rig_learn.schedule) counts the transitions ingested after the VAE
+        # pretraining, as `rig train` counts its env steps after collecting the pretraining images:
+        # the transitions count when pretraining ended (None before). Those recorded before it stay in
+        # the replay buffer but earn no updates, as rig train's pretraining images earn none.
+        self.schedule_start: int | None = None
         self._since_ckpt = 0
         self._ledger_changed = False   # bags ingested or skipped, VAE steps done since the last checkpoint
         self.spec = agent_spec(cfg, self.learn)
-        self.agent = RIGAgent(self.learn, spec=self.spec)
-        self.schedule = self.agent.schedule
-        self.agent._make_buffer()
+        self.learner = Learner.fresh(self.learn, self.spec)
+        self.schedule = self.learner.schedule
+        self.learner.make_buffer()
         self.latest: Path | None = None
         resume = latest_checkpoint(self.ckpt_dir)
         if resume is not None:
@@ -139,11 +144,11 @@ class OnlineTrainer:
         if ledger is None:
             raise ckpt.CheckpointError(f'{path}: not a trainer checkpoint (no ledger)')
         expected = {k: self.spec[k] for k in ckpt.CHECKED_KEYS}
-        agent = RIGAgent.load(path, expected=expected, device=self.cfg.device)
-        agent.spec.update({k: self.spec[k] for k in ('action_scale', 'control_rate_hz')})
-        agent._make_buffer()
-        self.agent = agent
-        self.schedule = agent.schedule
+        learner = Learner.load(path, expected=expected, device=self.cfg.device)
+        learner.model.spec.update({k: self.spec[k] for k in ('action_scale', 'control_rate_hz')})
+        learner.make_buffer()
+        self.learner = learner
+        self.schedule = learner.schedule
         self.counters.update(ledger['counters'])
         self.bad_bags = dict(ledger.get('bad_bags', {}))
         self.dropped_frames = collections.Counter(ledger.get('dropped_frames', {}))
@@ -151,11 +156,12 @@ class OnlineTrainer:
         self.vae_job = ledger.get('vae_job')
         self._updates_owed = float(ledger.get('updates_owed', 0.0))
         self._refit_pending = bool(ledger.get('refit_pending', False))
+        self.schedule_start = ledger.get('schedule_start', 0 if self.counters['vae_fits'] else None)
         self.ingested = list(ledger['ingested'])   # all of them, re-read or not: none is ingested twice
         self.latest = path
         # Newest first, until the buffer is full: it keeps only its newest `capacity` frames, and a bag
         # gives at least as many frames as transitions. (A bag without a recorded count is read.)
-        capacity = self.agent.buffer.capacity
+        capacity = self.learner.buffer.capacity
         chosen, covered, missing = [], 0, []
         for name in reversed(self.ingested):
             if covered >= capacity:
@@ -214,10 +220,10 @@ class OnlineTrainer:
             self.counters['transitions'] += n
             self.counters['frames'] += sum(len(ep.images) for ep in episodes)
             self.dropped_frames.update(dropped)
-            before = self.counters['transitions'] - n
-            self._updates_owed += self.schedule.updates_earned(before, before + n)
-            if self.vae_ready and self.schedule.refit_due(before, before + n):
-                self._refit_pending = True
+            if self.schedule_start is not None:   # the learner's clock runs: updates and refits come due
+                before = self.counters['transitions'] - n - self.schedule_start
+                self._updates_owed += self.schedule.updates_earned(before, before + n)
+                self._refit_pending |= self.schedule.refit_due(before, before + n)
             added += n
             if dropped:
                 log.warning('ingested %s: %d episode(s), %d transitions; dropped frames: %s', bag.name,
@@ -245,13 +251,13 @@ class OnlineTrainer:
                 z = np.asarray(z, np.float32)
                 if np.all(np.isfinite(z)):
                     return z
-        return self.agent.featurizer.sample_prior(self.agent.rng, 1)[0].astype(np.float32)
+        return self.learner.model.goals.sample(1)[0].astype(np.float32)
 
     def _encode_episode(self, ep: Episode) -> tuple:
         """(actions, latent means, log-variances, goal latent) of an episode with transitions."""
         if not ep.num_transitions:
             return ()
-        means, logvars = self.agent.encode(ep.images)
+        means, logvars = self.learner.model.encode(ep.images)
         return self._velocity_to_action(ep.velocities), means, logvars, self._goal_latent(ep)
 
     def _add_episode(self, ep: Episode, encoded: tuple) -> int:
@@ -260,7 +266,7 @@ class OnlineTrainer:
             return 0
         actions, means, logvars, goal = encoded
         nan_state = np.full(3, np.nan, np.float32)
-        buf = self.agent.buffer
+        buf = self.learner.buffer
 
         def frame(i):
             return {'image': ep.images[i], 'state': nan_state, 'achieved': nan_state,
@@ -285,7 +291,7 @@ class OnlineTrainer:
         """Run owed VAE fits and gradient updates for at most ~budget_s, or until `stop` is set;
         returns the gradient updates done. A VAE fit is carried on across calls; while it runs the
         policy is not updated (its latents are about to change)."""
-        buf = self.agent.buffer
+        buf = self.learner.buffer
         if buf.n_transitions == 0:
             return 0
         deadline = time.perf_counter() + budget_s
@@ -301,7 +307,7 @@ class OnlineTrainer:
             return 0
         done = 0
         while self._updates_owed >= 1.0 and time.perf_counter() < deadline and not self.stop.is_set():
-            self.agent.train_step()
+            self.learner.train_step()
             self._updates_owed -= 1.0
             done += 1
         self.counters['updates'] += done
@@ -314,7 +320,7 @@ class OnlineTrainer:
     def _continue_vae_job(self, deadline: float) -> bool:
         """Advance the VAE fit in progress until `deadline`: its Adam steps, then the buffer's
         re-encoding, then its end (goal prior, counts). True once it is finished."""
-        job, buf = self.vae_job, self.agent.buffer
+        job, buf = self.vae_job, self.learner.buffer
         pretrain = job['kind'] == 'pretrain'
         if pretrain and self._pretrain_images is None:
             self._pretrain_images = buf.sample_images(self.schedule.pretrain_images, replace=False)
@@ -322,19 +328,21 @@ class OnlineTrainer:
             if self._out_of_time(deadline):
                 return False
             if pretrain:
-                self.agent.pretrain_vae(self._pretrain_images, steps=1, finish=False)
+                self.learner.pretrain_vae(self._pretrain_images, steps=1, finish=False)
             else:
-                self.agent.refit_vae(steps=1, finish=False)
+                self.learner.refit_vae(steps=1, finish=False)
             job['done'] += 1
             self._ledger_changed = True
         if not self._reencode(deadline):
             return False
         if pretrain:
-            self.agent.pretrain_vae(self._pretrain_images, steps=0)
-            log.info('VAE pretrained on %d frames (%d steps)', len(self._pretrain_images), job['steps'])
+            self.learner.pretrain_vae(self._pretrain_images, steps=0)
+            self.schedule_start = self.counters['transitions']
+            log.info('VAE pretrained on %d frames (%d steps); the schedule counts transitions from here',
+                     len(self._pretrain_images), job['steps'])
             self._pretrain_images = None
         else:
-            self.agent.finish_refit()
+            self.learner.finish_refit()
             log.info('VAE refitted (%d steps), buffer re-encoded', job['steps'])
         self.counters['vae_fits'] += 1
         self.vae_job, self._reencoded = None, 0
@@ -345,7 +353,7 @@ class OnlineTrainer:
         """The buffer's features recomputed with the VAE just fitted (ReplayBuffer.refresh, a batch at a
         time until `deadline`: on a full buffer it takes seconds). True once every frame is done; frames
         ingested meanwhile are encoded with this VAE already."""
-        buf = self.agent.buffer
+        buf = self.learner.buffer
         slots = np.flatnonzero(buf.written)
         while self._reencoded < slots.size:
             if self._out_of_time(deadline):
@@ -395,14 +403,14 @@ class OnlineTrainer:
         n = self.counters['checkpoints'] + 1
         path = self.ckpt_dir / f'{CHECKPOINT_PREFIX}{n:08d}'
         counters = dict(self.counters, checkpoints=n)
-        manifest = {'spec': self.agent.spec, 'config': to_dict(self.learn),
-                    'counters': dict(self.agent.counters),
+        manifest = {**self.learner.manifest(),
                     'trainer': {'ingested': list(self.ingested), 'bag_transitions': dict(self.bag_transitions),
                                 'bad_bags': dict(self.bad_bags), 'dropped_frames': dict(self.dropped_frames),
                                 'vae_job': dict(self.vae_job) if self.vae_job else None,
                                 'updates_owed': self._updates_owed, 'refit_pending': self._refit_pending,
+                                'schedule_start': self.schedule_start,
                                 'counters': counters, 'trainer_config': dataclasses.asdict(self.cfg)}}
-        ckpt.write_checkpoint(path, manifest, self.agent.state_dicts())
+        ckpt.write_checkpoint(path, manifest, self.learner.state_dicts())
         self.counters = counters
         self._since_ckpt = 0
         self._ledger_changed = False

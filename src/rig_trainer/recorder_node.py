@@ -13,9 +13,9 @@ is alive, its final zero command.
 """
 from __future__ import annotations
 
-import sys
 import dataclasses
 import json
+import sys
 import time
 
 from geometry_msgs.msg import PoseStamped, TwistStamped
@@ -68,7 +68,7 @@ DESCRIPTIONS = {
 LIVE_PARAMETERS = ('max_episode_s',)
 
 
-class Recorder(Node):
+class RecorderNode(Node):
     def __init__(self, cfg: RecorderConfig | None = None, **node_kwargs):
         super().__init__('recorder', **node_kwargs)
         self.cfg: RecorderConfig = declare_dataclass_parameters(self, cfg or RecorderConfig(), DESCRIPTIONS,
@@ -186,7 +186,7 @@ def _is_zero_command(raw: bytes) -> bool:
 
 
 def main(args=None) -> int:
-    return run_node(Recorder, 'recorder', args)
+    return run_node(RecorderNode, 'recorder', args)
 
 
 if __name__ == '__main__':

@@ -14,10 +14,10 @@ is always intact, whenever the process ends.
 """
 from __future__ import annotations
 
-import sys
 import dataclasses
 import json
 import logging
+import sys
 import threading
 import time
 
@@ -74,13 +74,13 @@ DESCRIPTIONS = {
     'train_slice_s': 'longest uninterrupted training slice between scans',
 }
 #: Settable at run time (`ros2 param set`): read by the training thread when used (the core's fields
-#: are copied into `OnlineTrainer.cfg`: see `Trainer.on_parameters_changed`). The rest is read-only:
+#: are copied into `OnlineTrainer.cfg`: see `TrainerNode.on_parameters_changed`). The rest is read-only:
 #: paths, task, the learner config and its overrides (the model and its schedule), action conversion,
 #: seed and device are fixed for a run (and a checkpoint).
 LIVE_PARAMETERS = ('checkpoint_every_updates', 'keep_checkpoints', 'scan_period_s', 'train_slice_s')
 
 
-class Trainer(Node):
+class TrainerNode(Node):
     def __init__(self, cfg: TrainerNodeConfig | None = None, **node_kwargs):
         super().__init__('trainer', **node_kwargs)
         self.cfg: TrainerNodeConfig = declare_dataclass_parameters(self, cfg or TrainerNodeConfig(), DESCRIPTIONS,
@@ -105,7 +105,7 @@ class Trainer(Node):
         """Counters, newest checkpoint, VAE fit in progress, bags waiting, and whether it is caught up."""
         t = self.trainer
         return {'counters': dict(t.counters), 'latest': str(t.latest or ''), 'vae_job': dict(t.vae_job or {}),
-                'pretrain_images': t.schedule.pretrain_images,
+                'pretrain_images': t.schedule.pretrain_images, 'schedule_start': t.schedule_start,
                 **t.backlog(), 'bad_bags': len(t.bad_bags), 'dropped_frames': dict(t.dropped_frames),
                 'error': '' if self.error is None else f'{type(self.error).__name__}: {self.error}'}
 
@@ -197,7 +197,7 @@ def _route_python_logging(node: Node) -> None:
 
 
 def main(args=None) -> int:
-    return run_node(Trainer, 'trainer', args)
+    return run_node(TrainerNode, 'trainer', args)
 
 
 if __name__ == '__main__':
