@@ -105,8 +105,9 @@ def run(g, opts, actors: list[str], out: Path, t_start: float) -> str:
         return sum(done_by(c, b) for c, b in zip(clients, base))
 
     # -- pretraining frames: as `rig train` collects its VAE pretraining images before its first step,
-    # the actors practise until the trainer has fitted its VAE on the first vae.pretrain_images frames
-    # (the learner's schedule: rig_learn.schedule); --practice-steps counts the steps after that.
+    # the actors practise until the trainer has the first vae.pretrain_images frames, then wait while it
+    # fits its VAE on them (the learner's schedule: rig_learn.schedule; practice meanwhile would only
+    # slow the fit: those transitions earn no updates); --practice-steps counts the steps after that.
     t0 = time.perf_counter()
     for c in clients:
         c.set_practice(True)
@@ -116,6 +117,9 @@ def run(g, opts, actors: list[str], out: Path, t_start: float) -> str:
             bar.total = need or None
             bar.update(min(c.get('frames', 0), need) - bar.n)
             bar.set_postfix(vae_fits=c['vae_fits'], refresh=False)
+            if need and c.get('frames', 0) >= need:
+                for client in clients:
+                    client.set_practice(False, wait=False)
             return c['vae_fits'] > 0 and all(cl.checkpoint == g.trainer_status.get('latest') for cl in clients)
         if not g.spin_until(pretrained, timeout=opts.train_timeout):
             raise RuntimeError(f'the trainer did not pretrain its VAE within {opts.train_timeout:.0f} s '

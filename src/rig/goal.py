@@ -1,4 +1,4 @@
-"""`rig goal`: give the robot a goal image (DESIGN.md: rig/goal_image, latched).
+"""`rig goal`: give the robot a goal image (docs/interfaces.md: rig/goal_image, latched).
 
     rig goal IMAGE.png [--namespace /env0]     # an image file (any size; the encoder crops/resizes)
     rig goal --from-sim [--namespace /env0]    # ask the sim bridge to render one (sim/sample_goal)

@@ -1,4 +1,4 @@
-"""QoS profiles of the rig topics (DESIGN.md, "Topics"), in one place so publishers and subscribers agree.
+"""QoS profiles of the rig topics (docs/interfaces.md, "Topics"), in one place so publishers and subscribers agree.
 
 Rules behind the choices (ROS2_NOTES.md, "QoS"):
 - A best-effort subscriber receives from reliable and best-effort publishers alike; a reliable one

@@ -1,4 +1,4 @@
-"""Encoder node: camera frames and goal images -> VAE posteriors (DESIGN.md: rig/latent, rig/goal_latent).
+"""Encoder node: camera frames and goal images -> VAE posteriors (docs/interfaces.md: rig/latent, rig/goal_latent).
 
 `camera/image_raw` (rgb8, bgr8 or mono8, any size) is cropped and resized by the shared preprocessing
 to the checkpoint's image size, encoded, and published on `rig/latent` with the source frame's header

@@ -1,4 +1,4 @@
-"""sensor_msgs/Image <-> numpy without cv_bridge (not on PyPI), and the latent message of DESIGN.md.
+"""sensor_msgs/Image <-> numpy without cv_bridge (not on PyPI), and the latent message of docs/interfaces.md.
 
 Camera drivers differ: rgb8 (RealSense, v4l2_camera), bgr8 (OpenCV-based drivers), mono8; rows may be
 padded (`step` > width * channels); `data` arrives as `array.array` from rclpy, as bytes or a list

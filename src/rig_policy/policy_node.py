@@ -302,7 +302,7 @@ class PolicyNode(Node):
         velocity = np.zeros(3)
         velocity[:len(action)] = np.asarray(action, float) * self.cfg.action_scale * self.cfg.control_rate_hz
         msg = TwistStamped()
-        msg.header.stamp = stamp  # the frame this command answers (DESIGN.md)
+        msg.header.stamp = stamp  # the frame this command answers (docs/interfaces.md)
         msg.header.frame_id = self.cfg.frame_id
         msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in velocity)
         self.cmd_pub.publish(msg)

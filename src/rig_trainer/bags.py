@@ -29,7 +29,7 @@ from rig_perception.preprocess import PreprocessConfig, preprocess
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
 
-#: Topic (relative name) -> message type, as recorded per episode (DESIGN.md, "Bags").
+#: Topic (relative name) -> message type, as recorded per episode (docs/interfaces.md, "Bags").
 RECORDED_TOPICS = {
     'camera/image_raw': 'sensor_msgs/msg/Image',
     'rig/cmd': 'geometry_msgs/msg/TwistStamped',

@@ -1,6 +1,6 @@
 """Recorder node: each episode's topics -> one rosbag2 (MCAP) directory under the data directory.
 
-Episode boundaries come from `rig/episode` events (JSON, DESIGN.md). Messages are recorded as the
+Episode boundaries come from `rig/episode` events (JSON, docs/interfaces.md). Messages are recorded as the
 serialized bytes that arrived (raw subscriptions), so nothing is decoded and re-encoded on the way to
 disk. A bag becomes visible to the trainer only once closed; after a crash it stays in `.partial/`
 where nobody reads it.
