@@ -94,3 +94,54 @@ def test_open_episode_is_closed_cleanly_on_shutdown(ros_node, tmp_path):
     [bag] = list_closed_bags(data)
     assert (bag / 'metadata.yaml').exists()
     assert 'closed' in log.read_text()
+
+
+def test_what_arrives_just_before_the_start_event_is_in_its_bag(ros_node, tmp_path):
+    """An episode's first frame (the reset frame) and even its first command may reach the recorder
+    before the start event (no order between topics): the pre-roll writes them into the new bag, and
+    leaves out what is older than PRE_ROLL_S."""
+    from rig_trainer.recorder_node import PRE_ROLL_S
+    data = tmp_path / 'data'
+    node = ros_node
+    img_pub = node.create_publisher(Image, 'camera/image_raw', qos.CAMERA_PUBLISHER_QOS)
+    cmd_pub = node.create_publisher(TwistStamped, 'rig/cmd', qos.COMMAND_QOS)
+    ev_pub = node.create_publisher(String, 'rig/episode', qos.EPISODE_QOS)
+    log = tmp_path / 'recorder.log'
+
+    def frame(value):
+        img = np.full((16, 16, 3), value, np.uint8)
+        return numpy_to_image(img, 'rgb8', stamp=node.get_clock().now().to_msg())
+
+    def command():
+        cmd = TwistStamped()
+        cmd.header.stamp = node.get_clock().now().to_msg()
+        cmd.header.frame_id = 'base_link'
+        cmd.twist.linear.x = 0.05
+        return cmd
+
+    def pause(s=0.03):
+        spin_until(node, lambda: False, s)
+
+    with spawn_node('rig_trainer.recorder_node', {'data_dir': str(data)}, namespace='/rec', log_path=log):
+        assert spin_until(node, lambda: all(p.get_subscription_count() > 0 for p in (img_pub, cmd_pub, ev_pub)),
+                          30.0), log.read_text()
+        pause(0.5)
+        img_pub.publish(frame(200))          # long before the episode: not part of it
+        pause(PRE_ROLL_S + 0.5)
+        img_pub.publish(frame(0))            # the reset frame ...
+        pause()
+        cmd_pub.publish(command())           # ... and the first command, both ahead of the start event
+        pause()
+        ev_pub.publish(String(data=json.dumps({'event': 'start', 'episode': 1, 'goal_source': 'imagined'})))
+        pause(0.1)
+        for i in range(1, 5):
+            img_pub.publish(frame(10 * i))
+            pause()
+            if i < 4:
+                cmd_pub.publish(command())
+                pause()
+        ev_pub.publish(String(data=json.dumps({'event': 'end', 'episode': 1})))
+        assert spin_until(node, lambda: len(list_closed_bags(data)) == 1, 10.0), log.read_text()
+    (ep,) = read_episodes(list_closed_bags(data)[0])
+    assert ep.num_transitions == 4, ep.num_transitions   # the first one included
+    np.testing.assert_array_equal(ep.images[:, 0, 0, 0], [0, 10, 20, 30, 40])

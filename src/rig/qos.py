@@ -68,6 +68,8 @@ RECONSTRUCTION_QOS = _profile(1, reliable=False)
 # do; subscribed best effort depth 1 so any driver's QoS matches and only the newest state is used.
 STATE_PUBLISHER_QOS = _profile(10, reliable=True)
 STATE_SUBSCRIBER_QOS = sensor_qos(1)
+# The recorder's `rig/ee_pose` (rig's own reliable publishers): reliable, depth 10, every pose kept.
+STATE_RECORDER_QOS = _profile(10, reliable=True)
 
 # `camera/dropped_frames` (a running count, 1 Hz): reliable, depth 10, the ROS default.
 COUNTER_QOS = _profile(10, reliable=True)

@@ -47,23 +47,30 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def model_spec(cfg: LearnConfig, action_dim: int, state_dim: int, goal_state_dim: int,
+               action_low=None, action_high=None, **extra) -> dict:
+    """What a checkpoint says it is for (checked by whoever loads it: task, sizes, action bounds);
+    `extra`: what the driver adds (the env's action scale, the graph's action scale and rate)."""
+    return {'task': cfg.task, 'arm': cfg.arm, 'mode': cfg.mode, 'algo': cfg.rl.algo,
+            'image_size': int(cfg.image_size),
+            'latent_dim': int(cfg.vae.latent_dim) if cfg.uses_vae else None,
+            'action_dim': int(action_dim),
+            'action_low': [float(x) for x in (action_low if action_low is not None else [-1.0] * action_dim)],
+            'action_high': [float(x) for x in (action_high if action_high is not None else [1.0] * action_dim)],
+            'state_dim': int(state_dim), 'goal_state_dim': int(goal_state_dim), **extra}
+
+
 def env_spec(env, cfg: LearnConfig) -> dict:
-    """The spec of a model for `env` (checked against checkpoints: task, sizes, action bounds)."""
+    """The spec of a model for `env` (rig train)."""
     space = env.observation_space
     a = env.action_space
     img = space['image'].shape
     if img[0] != cfg.image_size:
         raise ValueError(f'env renders {img[0]}px images, config image_size is {cfg.image_size}')
-    return {'task': cfg.task, 'arm': cfg.arm, 'mode': cfg.mode, 'algo': cfg.rl.algo,
-            'image_size': int(cfg.image_size),
-            'latent_dim': int(cfg.vae.latent_dim) if cfg.uses_vae else None,
-            'action_dim': int(a.shape[0]),
-            'action_low': [float(x) for x in a.low], 'action_high': [float(x) for x in a.high],
-            # physical size of an action of 1.0 where the env says (rig_sim: metres per step)
-            'env_action_scale': getattr(getattr(env.unwrapped, 'config', None), 'action_scale',
-                                        getattr(env.unwrapped, 'max_step', None)),
-            'state_dim': int(space['state'].shape[0]),
-            'goal_state_dim': int(space['achieved_goal_state'].shape[0])}
+    # physical size of an action of 1.0 where the env says (rig_sim: metres per step)
+    scale = getattr(getattr(env.unwrapped, 'config', None), 'action_scale', getattr(env.unwrapped, 'max_step', None))
+    return model_spec(cfg, a.shape[0], space['state'].shape[0], space['achieved_goal_state'].shape[0],
+                      a.low, a.high, env_action_scale=scale)
 
 
 def _split(x):

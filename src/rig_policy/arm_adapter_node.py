@@ -40,7 +40,6 @@ from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.duration import Duration
 from rclpy.node import Node
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
 from rig.config import ConfigError
@@ -48,6 +47,7 @@ from rig.node_main import run_node
 from rig.qos import COMMAND_QOS, STATE_PUBLISHER_QOS, STATE_SUBSCRIBER_QOS
 from rig.ros_params import declare_dataclass_parameters
 from rig_policy.home_pose import home_outcome, plan_home, tracking_velocity
+from rig_policy.joint_commands import VELOCITY_TYPES, velocity_message
 from rig_policy.kinematics import ARMS, ArmKinematics, SolverConfig, rotation_error
 
 NODE_NAME = 'arm_adapter'
@@ -59,19 +59,6 @@ SHUTDOWN_ACK_TIMEOUT_S = 1.0
 
 
 # Message type of each output: UR forward controllers take a bare array; the Sawyer relay needs names.
-VELOCITY_TYPES = {'ur': Float64MultiArray, 'sawyer': JointState}
-
-
-def velocity_message(output: str, names, values, stamp):
-    """Joint velocity command for `output` ('ur' or 'sawyer'), values already in `names` order."""
-    values = [float(x) for x in values]
-    if output == 'ur':
-        return Float64MultiArray(data=values)
-    msg = JointState(name=list(names), velocity=values)
-    msg.header.stamp = stamp
-    return msg
-
-
 # Episode reset poses when `home` is not set: hand above the table, clear of singularities.
 DEFAULT_HOME = {'ur5e': (-0.470, -1.735, 2.480, -2.275, -1.590, -1.991),
                 'sawyer': (0.0, -1.18, 0.0, 2.18, 0.0, 0.57, 3.3161)}

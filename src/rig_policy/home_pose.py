@@ -186,7 +186,7 @@ def _node_class():
 
     from rig.qos import COMMAND_QOS, STATE_SUBSCRIBER_QOS
     from rig.ros_params import declare_dataclass_parameters
-    from rig_policy.arm_adapter_node import VELOCITY_TYPES, velocity_message
+    from rig_policy.joint_commands import VELOCITY_TYPES, velocity_message
     from rig_policy.kinematics import ArmKinematics
 
     class HomePose(Node):

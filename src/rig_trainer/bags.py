@@ -185,26 +185,29 @@ def _episodes_of_namespace(bag_name: str, ns: str, topics: dict[str, list],
             event['_t_ns'] = t_ns
             events.append(event)
 
-    # Episode windows from start/end events; a bag without events is one episode.
+    # Episode windows from start/end events; a bag without events is one episode. A window reaches back
+    # to the end of the one before (the bag's start for the first): an episode's first frame, the one
+    # after the reset, comes before its start event (the recorder's pre-roll keeps it in the bag).
     starts = [e for e in events if e.get('event') == 'start']
     if starts:
-        windows = []
+        windows, after = [], -1
         for i, s in enumerate(starts):
             end = next((e['_t_ns'] for e in events if e.get('event') == 'end' and e['_t_ns'] >= s['_t_ns']
                         and e.get('episode') == s.get('episode')), None)
             nxt = starts[i + 1]['_t_ns'] if i + 1 < len(starts) else None
             stop = min(x for x in (end, nxt, 2**63 - 1) if x is not None)
-            windows.append((str(s.get('episode', i)), s['_t_ns'], stop,
+            windows.append((str(s.get('episode', i)), after, stop,
                             [e for e in events if e.get('episode') == s.get('episode')]))
+            after = stop
     else:
-        windows = [('0', 0, 2**63 - 1, events)]
+        windows = [('0', -1, 2**63 - 1, events)]
 
     frames.sort(key=lambda f: f[0])
     cmds.sort(key=lambda c: c[0])
     out = []
-    for episode_id, t0, t1, ep_events in windows:
-        ep_frames = [f for f in frames if t0 <= f[0] <= t1]
-        ep_cmds = [c for c in cmds if t0 <= c[0] <= t1]
+    for episode_id, t0, t1, ep_events in windows:     # (t0, t1]
+        ep_frames = [f for f in frames if t0 < f[0] <= t1]
+        ep_cmds = [c for c in cmds if t0 < c[0] <= t1]
         ep = align(f"{bag_name}/{ns.strip('/') or 'root'}/{episode_id}", ep_frames, ep_cmds, ep_events)
         if ep is not None:
             out.append(ep)

@@ -32,6 +32,7 @@ from rig.config import from_dict, load_yaml
 from rig_learn import checkpoint as ckpt
 from rig_learn.config import LearnConfig, parse_overrides, with_overrides
 from rig_learn.learner import Learner
+from rig_learn.model import model_spec
 from rig_trainer.bags import BagError, Episode, list_closed_bags, read_episodes
 
 log = logging.getLogger('rig.trainer')
@@ -82,12 +83,10 @@ def load_learn_config(cfg: TrainerConfig) -> LearnConfig:
 
 
 def agent_spec(cfg: TrainerConfig, learn: LearnConfig) -> dict:
-    """The checkpoint spec, from configuration alone (the trainer has no environment)."""
-    return {'task': cfg.task, 'arm': cfg.arm, 'mode': learn.mode, 'algo': learn.rl.algo,
-            'image_size': int(learn.image_size), 'latent_dim': int(learn.vae.latent_dim),
-            'action_dim': int(cfg.action_dim), 'action_low': [-1.0] * cfg.action_dim,
-            'action_high': [1.0] * cfg.action_dim, 'state_dim': 3, 'goal_state_dim': 3,
-            'action_scale': float(cfg.action_scale), 'control_rate_hz': float(cfg.control_rate_hz)}
+    """The checkpoint spec, from configuration alone (the trainer has no environment; states are the
+    3-D hand or puck positions the graph does not record)."""
+    return model_spec(learn, cfg.action_dim, 3, 3, task=cfg.task, arm=cfg.arm, action_scale=float(cfg.action_scale),
+                      control_rate_hz=float(cfg.control_rate_hz))
 
 
 def latest_checkpoint(checkpoint_dir: Path) -> Path | None:

@@ -13,6 +13,7 @@ is alive, its final zero command.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import sys
@@ -39,10 +40,16 @@ TOPIC_QOS = {
     'camera/image_raw': qos.CAMERA_SUBSCRIBER_QOS,
     'rig/cmd': qos.COMMAND_QOS,
     'rig/episode': qos.EPISODE_QOS,
-    'rig/ee_pose': 10,
+    'rig/ee_pose': qos.STATE_RECORDER_QOS,
 }
 #: How long the recorder waits for an episode's last words (end event, zero command) at shutdown.
 STOP_WAIT_S = 1.5
+#: Pre-roll: messages that arrive while no bag is open are kept this long (at most PRE_ROLL_MAX) and
+#: written into the bag that the next start event opens. An episode's first frame (the one after the
+#: reset) and even its first commands can reach the recorder before its start event: one subscription
+#: per topic, and DDS gives no order between topics.
+PRE_ROLL_S = 2.0
+PRE_ROLL_MAX = 256
 
 
 @dataclasses.dataclass
@@ -81,6 +88,7 @@ class RecorderNode(Node):
         self._end_seen = False           # the open episode's end event is written
         self._zero_seen = False          # ... and its last rig/cmd is zero
         self._close_by = None            # monotonic deadline for those last words (shutdown only)
+        self._pre_roll: collections.deque = collections.deque()   # (receive ns, topic, raw), no bag open
         for topic, msgtype in RECORDED_TOPICS.items():
             self.create_subscription(MSG_CLASSES[msgtype], topic, self._make_callback(topic),
                                      TOPIC_QOS[topic], raw=True)
@@ -99,8 +107,15 @@ class RecorderNode(Node):
                     if self._zero_seen:
                         self._close_when_done()
             else:
-                self.dropped_outside_episode += 1
+                self._keep_for_next_bag(now_ns, topic, raw)
         return callback
+
+    def _keep_for_next_bag(self, now_ns: int, topic: str, raw: bytes) -> None:
+        self._pre_roll.append((now_ns, topic, raw))
+        while self._pre_roll and (len(self._pre_roll) > PRE_ROLL_MAX
+                                  or now_ns - self._pre_roll[0][0] > PRE_ROLL_S * 1e9):
+            self._pre_roll.popleft()
+            self.dropped_outside_episode += 1
 
     def _on_episode_event(self, raw: bytes, now_ns: int) -> None:
         from rclpy.serialization import deserialize_message
@@ -118,6 +133,11 @@ class RecorderNode(Node):
             self.writer = EpisodeBagWriter(self.cfg.data_dir, name)
             self.opened_at = time.monotonic()
             self.episode_id, self._end_seen, self._zero_seen = episode, False, False
+            while self._pre_roll:   # what arrived for this episode before its start event
+                t, topic, msg = self._pre_roll.popleft()
+                self.writer.write(topic, t, msg)
+                if topic == 'rig/cmd':
+                    self._zero_seen = _is_zero_command(msg)
         if self.writer is not None:
             self.writer.write('rig/episode', now_ns, raw)
         if kind == 'end' and self.writer is not None:
