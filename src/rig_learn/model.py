@@ -124,23 +124,21 @@ class InferenceModel:
     def reconstruct(self, image) -> np.ndarray:
         return self.decode(self.encode(image)[0])
 
-    def obs_features(self, obs) -> np.ndarray:
-        """obs: uint8 image or observation dict -> policy observation features (1-D)."""
-        img, state = _split(obs)
+    def _features(self, x, featurize, need_state: str) -> np.ndarray:
+        img, state = _split(x)
         if self.cfg.mode == 'oracle':
             if state is None:
-                raise ValueError('oracle mode acts on states: pass the observation dict')
-            return self.featurizer.obs(None, state)[0]
-        return self.featurizer.obs(img, None)[0]
+                raise ValueError(need_state)
+            return featurize(None, state)[0]
+        return featurize(img, None)[0]
+
+    def obs_features(self, obs) -> np.ndarray:
+        """obs: uint8 image or observation dict -> policy observation features (1-D)."""
+        return self._features(obs, self.featurizer.obs, 'oracle mode acts on states: pass the observation dict')
 
     def goal_features(self, goal) -> np.ndarray:
         """goal: uint8 image or {'image', 'state'} -> goal features (1-D)."""
-        img, state = _split(goal)
-        if self.cfg.mode == 'oracle':
-            if state is None:
-                raise ValueError("oracle mode needs goal states: pass {'state': ...}")
-            return self.featurizer.goal(None, state)[0]
-        return self.featurizer.goal(img, None)[0]
+        return self._features(goal, self.featurizer.goal, "oracle mode needs goal states: pass {'state': ...}")
 
     # -- acting --------------------------------------------------------------------------------------
     def _input(self, obs_feat, goal_feat) -> torch.Tensor:

@@ -44,21 +44,12 @@ class Schedule:
 
     def refit_due(self, before: int, after: int) -> bool:
         """A refit came due at some transition count in before+1 .. after (a refit is due after
-        transition n >= 1 when n is a multiple of the period in force at n)."""
+        transition n >= 1 when n is a multiple of the period in force at n). The spans are a bag's
+        transitions at most a few thousand: counted one by one."""
         if not self.uses_vae:
             return False
-        n = max(before + 1, 1)
-        while n <= after:
+        for n in range(max(before + 1, 1), after + 1):
             every = self.refit_every(n)
-            if every is None:
-                starts = [s for s, _ in self.refit_schedule if s > n]
-                if not starts:
-                    return False
-                n = min(starts)
-                continue
-            first = -(-n // every) * every           # the first multiple of `every` >= n
-            nxt = min([s for s, _ in self.refit_schedule if s > n] + [after + 1])
-            if first < nxt:                          # still under this period
-                return first <= after
-            n = nxt
+            if every is not None and n % every == 0:
+                return True
         return False
