@@ -15,7 +15,7 @@ export MUJOCO_GL ?= egl
 export PYOPENGL_PLATFORM ?= egl
 export PYTHONUNBUFFERED := 1
 
-.PHONY: venv tooling test test-fast lint demo bench bench-sim bench-learn clean
+.PHONY: venv tooling test test-fast lint demo bench bench-sim bench-doc clean
 
 venv: $(STAMP)
 
@@ -58,6 +58,10 @@ bench: venv
 
 bench-sim: venv
 	$(PY) -m bench.bench_sim
+
+# bench/results/learn/table.md and docs/results.md from the results already there (no benchmark runs).
+bench-doc: venv
+	$(PY) -m bench.run_all --only table doc
 
 clean:
 	rm -rf $(VENV) build install log .pytest_cache

@@ -21,6 +21,7 @@ NODES = {
     'arm_adapter': 'rig_policy.arm_adapter_node:main',
     'home': 'rig_policy.home_pose:main',
     'servo_start': 'rig_policy.servo_bridge:main',
+    'sim_cell': 'rig_sim.cell_node:main',
 }
 
 setup(

@@ -10,44 +10,51 @@
    trainer's gradient steps/s.
 3. learning: `make demo`'s pipeline (`rig up`, trainer in its own process) with --practice-steps and
    --goals image goals: median final hand distance and wall time next to the direct learner's
-   (bench/results/learn_reach.json). Target: wall within 1.2x, distance no worse.
+   (bench/results/learn/reach/rig.json). Target: wall within 1.2x, distance no worse.
 4. actors: two actors (env0, env1: one process each) with half the steps each, against 3.
    Target: >= 1.6x the env steps/s of one actor, the same distance.
 5. launch: 3 with the graph started by the real `ros2 launch` from a colcon build (where the
    tooling is installed), ended with Ctrl-C.
 
-Writes bench/results/graph.json and graph.md (with the host and command of every figure).
+Writes bench/results/graph/figures.json and figures.md (with the host and command of every figure),
+and each learning run's goals.png as graph/<run>_goals.png; run directories under bench/results/runs/.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import platform
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / 'bench' / 'results'
-sys.path.insert(0, str(REPO / 'test'))
+from bench.layout import GRAPH, LEARN, REPO, RUNS, SCHEMAS, read_result
+
+sys.path.insert(0, str(REPO / 'test'))   # ros_util, launch_util: the tests' ROS helpers
+FIGURES = GRAPH / 'figures.json'
+DIRECT = LEARN / 'reach' / 'rig.json'   # the direct learner's reach result (bench_learn, the default config)
 
 
 def latency(n_frames: int = 600, rate_hz: float = 20.0) -> dict:
-    import rclpy
-    from geometry_msgs.msg import PoseStamped, TwistStamped
-    from ros_util import spawn_node, spin_until
-    from sensor_msgs.msg import Image
+    """Frame -> rig/cmd latency through encoder, policy and safety filter, one process each."""
+    # deferred: rclpy and the ROS messages, torch (rig_learn): --help and the other sections need none
+    import rclpy  # noqa: PLC0415
+    from geometry_msgs.msg import PoseStamped, TwistStamped  # noqa: PLC0415
+    from ros_util import spawn_node, spin_until  # noqa: PLC0415
+    from sensor_msgs.msg import Image  # noqa: PLC0415
 
-    from rig import qos
-    from rig_learn.agent import RIGAgent
-    from rig_learn.config import LearnConfig
-    from rig_perception.image_msgs import numpy_to_image
-    from rig_trainer.online import TrainerConfig, agent_spec
+    from rig_base import qos  # noqa: PLC0415
+    from rig_base.image_msgs import numpy_to_image  # noqa: PLC0415
+    from rig_learn.agent import RIGAgent  # noqa: PLC0415
+    from rig_learn.config import LearnConfig  # noqa: PLC0415
+    from rig_trainer.online import TrainerConfig, agent_spec  # noqa: PLC0415
 
-    work = RESULTS / 'runs' / 'latency'
+    work = RUNS / 'latency'
     work.mkdir(parents=True, exist_ok=True)
     cfg = LearnConfig(task='reach')  # the full-size reach networks: latent 16, [400, 300]
     ckpt = RIGAgent(cfg, spec=agent_spec(TrainerConfig(), cfg)).save(work / 'ckpt')
@@ -112,8 +119,8 @@ def latency(n_frames: int = 600, rate_hz: float = 20.0) -> dict:
 
 def throughput(seconds: float = 60.0) -> dict:
     """The composed sim graph practising from scratch: env steps/s and gradient steps/s."""
-    from rig.bringup import Graph
-    data = RESULTS / 'runs' / f'throughput-{time.strftime("%Y%m%d-%H%M%S")}'
+    from rig.bringup import Graph  # noqa: PLC0415 - deferred: rclpy, mujoco
+    data = RUNS / f'throughput-{time.strftime("%Y%m%d-%H%M%S")}'
     up = argparse.Namespace(graph='sim', task='reach', arm='sawyer', data_dir=str(data / 'data'),
                             practice=True, params_file=[])
     with Graph(up, extra_ros_args=['--log-level', 'warn']) as g:
@@ -126,10 +133,7 @@ def throughput(seconds: float = 60.0) -> dict:
         g.spin_until(timeout=seconds)
         dt = time.perf_counter() - t0
         steps, updates = policy.commands_sent - s0, updates() - u0
-    direct = {}
-    learn = RESULTS / 'learn_reach.json'
-    if learn.exists():
-        direct = json.loads(learn.read_text())
+    direct = read_result(DIRECT, 'learn') if DIRECT.exists() else {}
     return {'graph_env_steps_per_s': steps / dt, 'graph_grad_steps_per_s': updates / dt, 'seconds': dt,
             'direct_learner': {k: v for k, v in direct.items() if k.endswith('per_s')}}
 
@@ -137,11 +141,9 @@ def throughput(seconds: float = 60.0) -> dict:
 def learning(practice_steps: int, goals: int, round_steps: int = 0, namespaces: tuple[str, ...] = ()) -> dict:
     """`make demo`'s pipeline (trainer in its own process) next to the direct learner's figure;
     with namespaces, several actors practise practice_steps each."""
-    import shutil
-
-    from rig import demo
+    from rig import demo  # noqa: PLC0415 - deferred: rclpy, mujoco, torch
     name = 'graph_reach' + ('_rounds' if round_steps else '') + (f'_{len(namespaces)}actors' if namespaces else '')
-    out = RESULTS / 'runs' / name
+    out = RUNS / name
     shutil.rmtree(out, ignore_errors=True)  # from scratch: an old data dir would be resumed from
     demo.main(['--practice-steps', str(practice_steps), '--goals', str(goals), '--round-steps', str(round_steps),
                '--out', str(out)] + (['--namespaces', *namespaces] if namespaces else []))
@@ -154,12 +156,17 @@ def learning(practice_steps: int, goals: int, round_steps: int = 0, namespaces: 
 
 
 def record(out: Path, command: str, **extra) -> dict:
-    """One learning figure from the demo's summary.json: distance, wall, env steps/s, host, command."""
+    """One learning figure from the demo's summary.json: median final distance (and at the start),
+    the fraction of goals ending within 5 cm, wall, env steps/s, host, command."""
     summary = json.loads((out / 'summary.json').read_text())
     if (out / 'goals.png').exists():   # runs/ is not kept in git; its picture is
-        shutil.copyfile(out / 'goals.png', RESULTS / f'{out.name}_goals.png')
+        GRAPH.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / 'goals.png', GRAPH / f"{out.name.removeprefix('graph_')}_goals.png")
+    finals = np.array([g['final_distance'] for g in summary['goals']])
     return {**extra, 'actors': summary['actors'],
             'graph_median_final_distance_m': summary['median_final_distance_m'],
+            'graph_median_start_distance_m': summary['median_start_distance_m'],
+            'graph_within_5cm': float(np.mean(finals <= 0.05)),
             'graph_wall_s': summary['times_s']['total_s'], 'times_s': summary['times_s'],
             'env_steps_per_s': summary['times_s']['practice_env_steps_per_s'],
             'trainer': summary['trainer'], 'host': host(), 'command': command,
@@ -167,10 +174,9 @@ def record(out: Path, command: str, **extra) -> dict:
 
 
 def versus_direct(result: dict) -> dict:
-    """Next to the direct learner's figure (bench/results/learn_reach.json), with the target."""
-    learn = RESULTS / 'learn_reach.json'
-    if learn.exists():
-        direct = json.loads(learn.read_text())
+    """Next to the direct learner's figure (bench/results/learn/reach/rig.json), with the target."""
+    if DIRECT.exists():
+        direct = read_result(DIRECT, 'learn')
         result['direct_median_final_distance_m'] = direct.get('median_final_hand_distance_m')
         result['direct_wall_s'] = direct.get('median_wall_s')
         result['direct_steps'] = direct.get('steps')
@@ -186,12 +192,13 @@ class Launched:
     runs it), driven over ROS like the `rig up` graph: `spin_until`, `trainer_status`, `executor`."""
 
     def __init__(self, work: Path, *launch_args: str):
-        import rclpy
-        from launch_util import VENV_BIN, Running, build_workspace
-        from rclpy.executors import SingleThreadedExecutor
-        from std_msgs.msg import String
+        # deferred: rclpy and the ROS messages (only the launch section needs them)
+        import rclpy  # noqa: PLC0415
+        from launch_util import VENV_BIN, Running, build_workspace  # noqa: PLC0415
+        from rclpy.executors import SingleThreadedExecutor  # noqa: PLC0415
+        from std_msgs.msg import String  # noqa: PLC0415
 
-        from rig import qos
+        from rig_base import qos  # noqa: PLC0415
         env = build_workspace(work)
         self.run = Running([str(VENV_BIN / 'ros2'), 'launch', 'rig', 'sim.launch.py', *launch_args], env,
                            work / 'launch.log')
@@ -215,7 +222,7 @@ class Launched:
 
     def close(self) -> float:
         """Ctrl-C to the launch; returns how long it took to stop."""
-        import rclpy
+        import rclpy  # noqa: PLC0415 - deferred with __init__'s
         try:
             rc = self.run.interrupt(timeout=30)
             if rc != 0:
@@ -228,16 +235,14 @@ class Launched:
 
 def launch_learning(practice_steps: int, goals: int) -> dict:
     """The learning figure with the graph started by the real `ros2 launch` (one process per node)."""
-    import shutil
-    import tempfile
+    # deferred: rclpy, mujoco, torch
+    from launch_util import tooling_missing  # noqa: PLC0415
 
-    from launch_util import tooling_missing
-
-    from rig import demo
+    from rig import demo  # noqa: PLC0415
     missing = tooling_missing()
     if missing:
         return {'skipped': missing}
-    out = RESULTS / 'runs' / 'graph_reach_launch'
+    out = RUNS / 'graph_reach_launch'
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     opts = demo.parse(['--practice-steps', str(practice_steps), '--goals', str(goals), '--out', str(out)])
@@ -253,7 +258,6 @@ def launch_learning(practice_steps: int, goals: int) -> dict:
 
 
 def host() -> str:
-    import platform
     return f'{platform.node()}: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}'
 
 
@@ -266,14 +270,14 @@ def main(argv=None) -> int:
                         help='pause practice every N steps for the trainer (recorded as learning_rounds)')
     parser.add_argument('--throughput-seconds', type=float, default=60.0)
     parser.add_argument('--only', choices=['latency', 'throughput', 'learning', 'actors', 'launch'],
-                        help='run one section; the others keep their last results in graph.json')
+                        help='run one section; the others keep their last results in figures.json')
     args = parser.parse_args(argv)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     os.environ.setdefault('ROS_DOMAIN_ID', str(80 + os.getpid() % 10))
     os.environ.setdefault('MUJOCO_GL', 'egl')
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / 'graph.json'
-    out = json.loads(path.read_text()) if args.only and path.exists() else {}
+    GRAPH.mkdir(parents=True, exist_ok=True)
+    out = read_result(FIGURES, 'graph') if args.only and FIGURES.exists() else {}
+    out['schema'] = SCHEMAS['graph']
     if args.only in (None, 'latency'):
         out['latency'] = latency()
         lat = out['latency']
@@ -308,8 +312,8 @@ def main(argv=None) -> int:
             print(f"reach through ros2 launch after {ln['practice_steps']} steps: median final distance "
                   f"{ln['graph_median_final_distance_m']:.3f} m, wall {ln['graph_wall_s']:.0f} s, "
                   f"Ctrl-C {ln['ctrl_c_s']:.1f} s", flush=True)
-    path.write_text(json.dumps(out, indent=2))
-    (RESULTS / 'graph.md').write_text(markdown(out))
+    FIGURES.write_text(json.dumps(out, indent=2))
+    (GRAPH / 'figures.md').write_text(markdown(out))
     return 0
 
 
@@ -328,9 +332,9 @@ def actors(one: dict | None, practice_steps: int, goals: int) -> dict:
 
 
 def markdown(out: dict) -> str:
-    """graph.md: every section's figures, each with the command that produced it."""
+    """figures.md: every section's figures, each with the command that produced it."""
     lines = ['# Node graph figures', '',
-             'Written by `python -m bench.bench_graph` (`make bench`); JSON: graph.json.', '']
+             'Written by `python -m bench.bench_graph` (`make bench`); JSON: figures.json.', '']
     if 'latency' in out:
         lat = out['latency']
         lines += ['## Frame -> rig/cmd latency (encoder, policy, safety filter: one process each)', '',

@@ -2,7 +2,7 @@
 
 Each step is a full round trip over DDS: publish a TwistStamped on rig/cmd, the bridge steps MuJoCo,
 renders and publishes the frame, and this process receives it. Reports steps/s and the median and p99
-step latency; writes bench/results/ros_lockstep.json.
+step latency; writes bench/results/ros/lockstep.json.
 
     python -m bench.bench_ros [--task reach] [--steps 2000]
 """
@@ -15,24 +15,23 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / 'bench' / 'results'
+from bench.layout import REPO, ROS, SCHEMAS
 
 
 def run(task: str, arm: str, steps: int, warmup: int = 50) -> dict:
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     os.environ.setdefault('ROS_DOMAIN_ID', str(90 + os.getpid() % 10))
     os.environ.setdefault('MUJOCO_GL', 'egl')
-    import rclpy
-    from geometry_msgs.msg import TwistStamped
-    from rclpy.executors import SingleThreadedExecutor
-    from sensor_msgs.msg import Image
+    # deferred: rclpy and the ROS messages, after the DDS settings above (and --help stays fast)
+    import rclpy  # noqa: PLC0415
+    from geometry_msgs.msg import TwistStamped  # noqa: PLC0415
+    from rclpy.executors import SingleThreadedExecutor  # noqa: PLC0415
+    from sensor_msgs.msg import Image  # noqa: PLC0415
 
-    from rig import qos
+    from rig_base import qos  # noqa: PLC0415
 
     env = dict(os.environ, PYTHONPATH=str(REPO / 'src'))
     bridge = subprocess.Popen(
@@ -93,7 +92,7 @@ def run(task: str, arm: str, steps: int, warmup: int = 50) -> dict:
             bridge.kill()
     lat_ms = np.array(lat) * 1e3
     return {
-        'task': task, 'arm': arm, 'steps': steps,
+        'schema': SCHEMAS['ros'], 'task': task, 'arm': arm, 'steps': steps,
         'steps_per_s': steps / wall,
         'latency_ms_median': float(np.median(lat_ms)),
         'latency_ms_p99': float(np.percentile(lat_ms, 99)),
@@ -108,8 +107,8 @@ def main(argv=None) -> int:
     parser.add_argument('--steps', type=int, default=2000)
     args = parser.parse_args(argv)
     result = run(args.task, args.arm, args.steps)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / 'ros_lockstep.json').write_text(json.dumps(result, indent=2))
+    ROS.mkdir(parents=True, exist_ok=True)
+    (ROS / 'lockstep.json').write_text(json.dumps(result, indent=2))
     print(f"lockstep through ROS ({result['task']}/{result['arm']}): {result['steps_per_s']:.0f} steps/s "
           f"(target >= {result['target_steps_per_s']}), step latency median "
           f"{result['latency_ms_median']:.2f} ms, p99 {result['latency_ms_p99']:.2f} ms")

@@ -7,8 +7,8 @@ Measures, for every task and arm with 48x48 observations:
     idle cores (the wall-clock speed-up needs two cores nobody else is using);
   * the cost of one learner frame (render only) and one control step (physics only);
 and, for reference, the frame cost of the other mesh fidelities. Prints a table and writes
-bench/results/sim.json. Each figure is a few seconds of wall time; on a shared machine the load
-average (recorded in the JSON) tells how much of the CPUs other processes took meanwhile.
+bench/results/sim/throughput.json. Each figure is a few seconds of wall time; on a shared machine
+the load average (recorded in the JSON) tells how much of the CPUs other processes took meanwhile.
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ import platform
 import sys
 import time
 from pathlib import Path
+
+from bench.layout import SCHEMAS, SIM
 
 # The single-process figure is for one core: keep Mesa's software renderer on one thread too
 # (read when the first OpenGL context is created, so set before rendering starts).
@@ -29,7 +31,7 @@ import numpy as np  # noqa: E402
 
 from rig_sim import ARMS, TASKS, RigScene, SimConfig, make_env, make_vector_env  # noqa: E402
 
-RESULTS_PATH = Path(__file__).resolve().parent / 'results' / 'sim.json'
+RESULTS_PATH = SIM / 'throughput.json'
 MEASURE_SECONDS = 4.0
 TARGET_STEPS_PER_S = 500
 TARGET_SPEEDUP = 1.6
@@ -151,7 +153,7 @@ def main(argv=None) -> int:
 
     RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_PATH.write_text(json.dumps({
-        'benchmark': 'rig_sim', 'image_size': 48, 'mesh_fidelity': 'simple',
+        'schema': SCHEMAS['sim'], 'benchmark': 'rig_sim', 'image_size': 48, 'mesh_fidelity': 'simple',
         'measure_seconds': MEASURE_SECONDS, 'cores_available': len(all_cores),
         'load_average_1min_after': os.getloadavg()[0], 'mujoco': mujoco.__version__,
         'python': platform.python_version(), 'machine': platform.machine(),

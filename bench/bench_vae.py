@@ -14,7 +14,7 @@ overrides), then on images of goal states (env.sample_goal()):
     the scene as at reset. For each goal, the grid point of least latent distance to the goal image
     should be near the goal's hand position (`argmin_hand_error_m`), and latent distance should grow
     with hand distance (`landscape_corr`, Pearson, median over goals).
-Writes bench/results/vae_<task><tag>.json and vae_<task><tag>.png (goal images over their
+Writes bench/results/vae/<task><tag>.json and <task><tag>.png (goal images over their
 reconstructions). No ROS; one torch thread.
 """
 from __future__ import annotations
@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).resolve().parent / 'results'
+from bench.layout import SCHEMAS, VAE
+
 # state slices probed per task (see docs/tasks.md for the state layouts)
 PROBES = {'reach': {'hand_xy': slice(0, 2)},
           'push': {'hand_xy': slice(0, 2), 'puck_xy': slice(3, 5)},
@@ -85,12 +86,13 @@ def main(argv=None) -> int:
                         'instead of pretraining a fresh one; the config is the checkpoint\'s')
     args = p.parse_args(argv)
 
-    import torch
+    # deferred: torch (rig_learn imports it too), so that --help answers at once
+    import torch  # noqa: PLC0415
 
-    from rig_learn.agent import RIGAgent
-    from rig_learn.config import parse_overrides
-    from rig_learn.envs import make_task_env
-    from rig_learn.runs import load_config, to_dict, write_json
+    from rig_learn.agent import RIGAgent  # noqa: PLC0415
+    from rig_learn.config import parse_overrides  # noqa: PLC0415
+    from rig_learn.envs import make_task_env  # noqa: PLC0415
+    from rig_learn.runs import load_config, to_dict, write_json  # noqa: PLC0415
 
     torch.set_num_threads(1)
     if args.checkpoint is not None:
@@ -118,7 +120,7 @@ def main(argv=None) -> int:
     n_fit = 2 * len(goals) // 3
     r2 = {name: probe_r2(mu, states[:, sl], n_fit) for name, sl in PROBES[args.task].items()}
     config = args.config or (None if args.checkpoint else f'config/learn_{args.task}.yaml')
-    result = {'task': args.task, 'arm': cfg.arm, 'config': config,
+    result = {'schema': SCHEMAS['vae'], 'task': args.task, 'arm': cfg.arm, 'config': config,
               'checkpoint': str(args.checkpoint) if args.checkpoint else None,
               'overrides': args.set, 'vae': to_dict(cfg.vae), 'pretrain_s': pretrain_s,
               'final_pretrain_batch': vae_metrics, 'probe_r2': r2,
@@ -127,22 +129,22 @@ def main(argv=None) -> int:
               'command': 'python -m bench.bench_vae ' + ' '.join(argv if argv is not None else sys.argv[1:])}
     if env.unwrapped.scene.task.planar:
         result['landscape'] = reward_landscape(agent, env, rng)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    stem = f'vae_{args.task}{args.tag}'
-    write_json(RESULTS / f'{stem}.json', result)
+    VAE.mkdir(parents=True, exist_ok=True)
+    stem = f'{args.task}{args.tag}'
+    write_json(VAE / f'{stem}.json', result)
     recon = agent.decode(mu[:8])
-    _save_pairs(images[:8], recon, RESULTS / f'{stem}.png', title=f'{args.task}{args.tag}: goals / VAE reconstructions')
+    _save_pairs(images[:8], recon, VAE / f'{stem}.png', title=f'{args.task}{args.tag}: goals / VAE reconstructions')
     print(f"{stem}: probe R^2 " + ', '.join(f'{k} {v:.2f}' for k, v in r2.items())
           + f", {result['active_dims']} active dims"
           + (f", argmin hand error {result['landscape']['argmin_hand_error_m']:.3f} m, "
              f"landscape corr {result['landscape']['landscape_corr']:.2f}" if 'landscape' in result else '')
           + (f' (pretraining {pretrain_s:.0f} s)' if pretrain_s is not None else f' ({args.checkpoint})'))
-    print(f"wrote {RESULTS / (stem + '.json')}")
+    print(f"wrote {VAE / (stem + '.json')}")
     return 0
 
 
 def _save_pairs(images: np.ndarray, recon: np.ndarray, path: Path, title: str) -> None:
-    from rig_learn.plots import _plt
+    from rig_learn.plots import _plt  # noqa: PLC0415 - deferred: matplotlib (and torch, with rig_learn)
     plt = _plt()
     n = len(images)
     fig, axes = plt.subplots(2, n, figsize=(1.2 * n, 2.7), dpi=100, squeeze=False)

@@ -1,9 +1,11 @@
 """One table of every learner benchmark result: what each RIG ingredient buys, per task.
 
-    python -m bench.learn_table            # reads bench/results/learn_*.json, writes learn_table.md
+    python -m bench.learn_table            # reads bench/results/learn/<task>/*.json, writes learn/table.md
 
 Each `bench.bench_learn` run writes one JSON; this collects them (smoke runs left out) into
-bench/results/learn_table.md, one row per task and method, with the command that reproduces it.
+bench/results/learn/table.md, one row per task and method, with the command that reproduces it. A
+result's method is what it recorded (config, mode, goal prior, goal bank, relabelling, overrides:
+bench.learn_results); a result of another schema is refused, not guessed at.
 Where several results exist for one task, method and step budget, the one with the most seeds (then
 the latest) is shown; rows are ordered by step budget, then method. Each task's table ends with a
 "do nothing" row, the final distances of a policy that never moves, on the same evaluation goals:
@@ -19,7 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.bench_learn import GOAL_BANK_KEYS, HEADLINE, REFERENCE_LAYER_TEXT, RESULTS
+from bench.layout import LEARN, read_result
+from bench.learn_results import GOAL_BANK_KEYS, GROUPS, HEADLINE, REFERENCE_LAYER_TEXT
+from bench.per_goal import direction_summary
+from rig_base.resources import learner_config
 
 METHODS = [  # (config-stem suffix, mode) -> name, in table order
     ('', 'rig', 'RIG'),
@@ -34,36 +39,25 @@ PRIOR_NAMES = {'standard': ', goal prior N(0, I)', 'fitted': ', goal prior fitte
 
 
 def goal_prior_of(result: dict) -> str | None:
-    """Where imagined goals came from (vae.goal_prior); results written before it existed used N(0, I)."""
-    if result.get('mode') != 'rig':
-        return None
-    prior = result.get('goal_prior') or (result.get('overrides') or {}).get('vae.goal_prior')
-    return prior or 'standard'
+    """Where imagined goals came from (vae.goal_prior); None for the modes without a VAE."""
+    return result['goal_prior'] if result['mode'] == 'rig' else None
 
 
-def goal_bank_defaults() -> dict:
-    """The goal-bank options' defaults ({VAEConfig field: value})."""
-    from rig_learn.config import VAEConfig
+def goal_bank_neutral() -> dict:
+    """{VAEConfig field: the value at which it changes nothing}: the goal-bank options' defaults, and
+    the retired options' off values (a result records a retired option only where its run used it)."""
+    from rig_learn.config import VAEConfig  # noqa: PLC0415 - deferred: rig_learn imports torch
     defaults = VAEConfig()
-    return {k: getattr(defaults, k) for k in GOAL_BANK_KEYS}
-
-
-def goal_bank_of(result: dict) -> dict:
-    """How the goal bank was drawn ({VAEConfig field: value}): as recorded, else as the command set it,
-    else the option's default (results from before an option existed ran without it)."""
-    recorded, over = result.get('goal_bank') or {}, result.get('overrides') or {}
-    return {k: recorded.get(k, over.get(f'vae.{k}', default)) for k, default in goal_bank_defaults().items()}
+    return {**{k: getattr(defaults, k) for k in GOAL_BANK_KEYS},
+            **{k: off for k, (off, _) in VAEConfig.RETIRED.items()}}
 
 
 def relabel_override(result: dict) -> str:
     """', relabel own/prior/future 10/50/40 %' when the run's command changed the config's fractions."""
-    over = result.get('overrides') or {}
-    if not any(k.startswith('relabel.') for k in over):
+    if not any(k.startswith('relabel.') for k in result['overrides']):
         return ''
-    fr = result.get('relabel') or {k: over.get(f'relabel.{k}') for k in ('own', 'prior', 'future')}
-    if any(fr.get(k) is None for k in ('own', 'prior', 'future')):
-        return ', relabelling changed'
-    prior = 'env goals' if result.get('mode') != 'rig' else 'prior'
+    fr = result['relabel']
+    prior = 'env goals' if result['mode'] != 'rig' else 'prior'
     return f", relabel own/{prior}/future {' / '.join(f'{100 * fr[k]:.0f}' for k in ('own', 'prior', 'future'))} %"
 
 
@@ -72,8 +66,8 @@ HARNESS_KEYS = {'arm', 'device', 'num_threads', 'eval.n_goals', 'seed'}   # over
 
 def default_config(task: str):
     """The task's current default learner config (config/learn_<task>.yaml), or None."""
-    from rig_learn.runs import config_path_for, load_config
-    path = config_path_for(task)
+    from rig_learn.runs import load_config  # noqa: PLC0415 - deferred: rig_learn imports torch
+    path = learner_config(task)
     return load_config(task, path) if path is not None else None
 
 
@@ -88,61 +82,43 @@ def _config_value(cfg, dotted: str):
 def is_default(result: dict, cfg) -> bool:
     """Was this RIG run made with what config/learn_<task>.yaml says now? (Its target verdict is the
     one that counts: a variant's verdict is about the variant.) Results from before a default
-    changed are judged by what they recorded: goal prior, relabelling fractions, overrides."""
-    if cfg is None or result.get('mode') != 'rig':
+    changed are judged by what they recorded: goal prior, goal bank, relabelling fractions, overrides."""
+    if cfg is None or result['mode'] != 'rig':
         return False
-    if Path(result.get('config') or f"learn_{result['task']}").stem != f"learn_{result['task']}":
+    if Path(result['config']).stem != f"learn_{result['task']}":
         return False
-    if goal_prior_of(result) != cfg.vae.goal_prior:   # (a rig result: never None)
+    if goal_prior_of(result) != cfg.vae.goal_prior:
         return False
-    fr = result.get('relabel')
-    if fr and any(abs(fr[k] - getattr(cfg.relabel, k)) > 1e-9 for k in ('own', 'prior', 'future')):
+    fr = result['relabel']
+    if any(abs(fr[k] - getattr(cfg.relabel, k)) > 1e-9 for k in ('own', 'prior', 'future')):
         return False
-    if any(used != getattr(cfg.vae, k) for k, used in goal_bank_of(result).items()):
+    neutral = goal_bank_neutral()   # (a retired option is never in cfg: its off value is what cfg does)
+    if any(used != getattr(cfg.vae, k, neutral[k]) for k, used in result['goal_bank'].items()):
         return False
-    return all(_config_value(cfg, k) == v for k, v in (result.get('overrides') or {}).items()
-               if k not in HARNESS_KEYS)
+    return all(_config_value(cfg, k) == v for k, v in result['overrides'].items() if k not in HARNESS_KEYS)
 
 
 def method_of(result: dict) -> tuple[int, str]:
-    stem = Path(result.get('config') or f"learn_{result['task']}").stem
+    """(sort key, name) of a result's method: the config's method, then whatever the run changed."""
+    stem = Path(result['config']).stem
     suffix = stem[len(f"learn_{result['task']}"):]
     prior = goal_prior_of(result)   # None for the baselines without a VAE
     extra = ('' if prior is None else PRIOR_NAMES.get(prior, f', goal prior {prior}')) + relabel_override(result)
-    over = result.get('overrides') or {}
+    over = result['overrides']
     shown = {k: v for k, v in over.items()   # any other change the command made
              if k not in HARNESS_KEYS and k != 'vae.goal_prior' and not k.startswith('relabel.')}
     # ... and how the goal bank was drawn when the config file (not the command) set it away from
     # the option's default, so that runs of one config before and after such a default changed differ
-    defaults = goal_bank_defaults()
-    shown.update({f'vae.{k}': v for k, v in goal_bank_of(result).items()
-                  if v != defaults[k] and f'vae.{k}' not in over})
+    neutral = goal_bank_neutral()
+    shown.update({f'vae.{k}': v for k, v in (result['goal_bank'] or {}).items()
+                  if v != neutral[k] and f'vae.{k}' not in over})
     extra += ''.join(f', {k}={v}' for k, v in sorted(shown.items()))
     prior = prior or 'standard'
     order = list(PRIOR_NAMES).index(prior) if prior in PRIOR_NAMES else len(PRIOR_NAMES)
     for i, (sfx, mode, name) in enumerate(METHODS):
-        if suffix == sfx and result.get('mode') == mode:
+        if suffix == sfx and result['mode'] == mode:
             return (len(PRIOR_NAMES) + 1) * i + order, name + extra
-    return (len(PRIOR_NAMES) + 1) * len(METHODS), f"{result.get('mode')} ({stem}){extra}"
-
-
-def command_of(result: dict, path: Path) -> str:
-    if result.get('command'):
-        return result['command']
-    task = result['task']
-    # (results written before bench_learn recorded its command line)
-    config = Path(result.get('config') or '')
-    stem = config.stem if config.name else f'learn_{task}'
-    seeds = ' '.join(map(str, result['seeds']))
-    cmd = f"python -m bench.bench_learn --task {task} --seeds {seeds} --steps {result['steps']}"
-    if stem != f'learn_{task}':
-        cmd += f' --config config/{config.name}'
-    tag = path.stem[len(stem):]
-    if tag:
-        cmd += f' --tag {tag}'
-    if goal_prior_of(result) not in (None, 'standard'):
-        cmd += f' --set vae.goal_prior={goal_prior_of(result)}'
-    return cmd
+    return (len(PRIOR_NAMES) + 1) * len(METHODS), f"{result['mode']} ({stem}){extra}"
 
 
 def do_nothing_row(task: str, n_goals: int = 50) -> dict | None:
@@ -151,9 +127,10 @@ def do_nothing_row(task: str, n_goals: int = 50) -> dict | None:
     The goals are the ones rig_learn.evaluate draws: EvalConfig.seed's generator passed to
     sample_goal_state in turn (env.sample_goal draws nothing else from it).
     """
-    from rig_learn.config import EvalConfig
-    from rig_learn.runs import success_distance
-    from rig_sim.tasks import REGION_CENTRE, TASK_SPECS, sample_goal_state
+    # deferred: rig_learn imports torch, rig_sim mujoco
+    from rig_learn.config import EvalConfig  # noqa: PLC0415
+    from rig_learn.runs import success_distance  # noqa: PLC0415
+    from rig_sim.tasks import REGION_CENTRE, TASK_SPECS, sample_goal_state  # noqa: PLC0415
     if task not in ('reach', 'push'):
         return None
     rng = np.random.default_rng(EvalConfig.seed)
@@ -164,7 +141,6 @@ def do_nothing_row(task: str, n_goals: int = 50) -> dict | None:
     median = float(np.median(final))
     directions = []
     if task == 'push':
-        from bench.per_goal import direction_summary
         directions = [direction_summary(final, goals[:, 3], success_distance(task))]
     still = 'hand stays home' + (', puck at its start' if task == 'push' else '')
     return {'task': task, 'method': f'do nothing ({still}): the scale',
@@ -175,23 +151,19 @@ def do_nothing_row(task: str, n_goals: int = 50) -> dict | None:
             'directions': directions}
 
 
-def collect(results_dir: Path = RESULTS, defaults=default_config) -> list[dict]:
-    """Rows of the table. `defaults(task)` gives the config a run must match to be the task's RIG
-    default (the one judged against the target)."""
+def collect(results_dir: Path = LEARN, defaults=default_config) -> list[dict]:
+    """Rows of the table, from results_dir/<task>/*.json (bench/results/learn). `defaults(task)`
+    gives the config a run must match to be the task's RIG default (the one judged against the target)."""
     default_cfgs = {}
     best: dict[tuple[str, str, int], tuple[dict, Path]] = {}   # (task, method, steps) -> result
-    for path in sorted(results_dir.glob('learn_*.json')):
-        try:
-            result = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            print(f'skipping {path.name}: {exc}', file=sys.stderr)
-            continue
-        if result.get('smoke') or 'runs' not in result:
+    for path in sorted(results_dir.glob('*/*.json')):
+        result = read_result(path, 'learn')
+        if result['smoke']:
             continue
         key = (result['task'], method_of(result)[1], result['steps'])   # budgets kept apart
         old = best.get(key)
-        newer = (len(result['seeds']), result.get('date', ''))
-        if old is None or newer > (len(old[0]['seeds']), old[0].get('date', '')):
+        newer = (len(result['seeds']), result['date'])
+        if old is None or newer > (len(old[0]['seeds']), old[0]['date']):
             best[key] = (result, path)
     rows = []
     for (task, _, _), (result, path) in sorted(best.items(), key=lambda kv: (kv[0][0], kv[0][2], method_of(kv[1][0]))):
@@ -201,20 +173,20 @@ def collect(results_dir: Path = RESULTS, defaults=default_config) -> list[dict]:
         per_hand = [r.get('hand_distance_median') for r in result['runs'] if r.get('hand_distance_median') is not None]
         if task not in default_cfgs:
             default_cfgs[task] = defaults(task)
-        capped = [r['env_steps'] for r in result['runs'] if r.get('stopped_by_wall_cap')]
+        capped = [r['env_steps'] for r in result['runs'] if r['stopped_by_wall_cap']]
         rows.append({
             'task': task, 'method': method_of(result)[1], 'steps': result['steps'], 'seeds': result['seeds'],
-            'stopped_at': (min(capped), result.get('max_minutes')) if capped else None,
+            'stopped_at': (min(capped), result['max_minutes']) if capped else None,
             'headline': headline, 'median': float(np.median(per_seed)) if per_seed else None,
             'per_seed': per_seed, 'hand_per_seed': per_hand if headline != 'hand_distance' else [],
-            'success': [r.get('success') for r in result['runs']],
+            'success': [r['success'] for r in result['runs']],
             'wall_s': [r['wall_s'] for r in result['runs']],
-            'speed_reference_ms': (result.get('machine') or {}).get('reference_linear_ms'),
-            'env_steps_per_s': result.get('median_env_steps_per_s'),
-            'grad_steps_per_s': result.get('median_grad_steps_per_s'),
-            'target': result.get('target'), 'meets_target': result.get('meets_target'),
+            'speed_reference_ms': (result['machine'] or {}).get('reference_linear_ms'),
+            'env_steps_per_s': result['median_env_steps_per_s'],
+            'grad_steps_per_s': result['median_grad_steps_per_s'],
+            'target': result['target'], 'meets_target': result.get('meets_target'),
             'default': is_default(result, default_cfgs[task]),
-            'command': command_of(result, path), 'file': path.name,
+            'command': result['command'], 'file': str(path.relative_to(results_dir)),
             'directions': [r['per_goal_direction'] for r in result['runs'] if r.get('per_goal_direction')],
         })
     for task in sorted({r['task'] for r in rows}):
@@ -269,9 +241,9 @@ def render(rows: list[dict]) -> str:
             else:   # over how many seeds: one seed's verdict is not three seeds'
                 n = len(judged['seeds'])
                 verdict = f"{'met' if judged['meets_target'] else 'not met'}, over {n} seed{'s' if n != 1 else ''}"
-            metric = tgt.get('metric', 'hand_distance').replace('_', ' ')
+            metric = tgt['metric'].replace('_', ' ')
             lines += ['', f"Target for RIG with the default config: final {metric} "
-                          f"<= {tgt.get('max_m', tgt.get('hand_distance_m'))} m after {tgt['steps']} steps within "
+                          f"<= {tgt['max_m']} m after {tgt['steps']} steps within "
                           f"{tgt['wall_s'] / 60:.0f} min: {verdict}."]
         lines += where_it_fails(trs)
         lines.append('')
@@ -281,7 +253,6 @@ def render(rows: list[dict]) -> str:
 def where_it_fails(rows: list[dict]) -> list[str]:
     """Push: per method, goals ending within the success distance, split by the direction the goal
     moves the puck (bench.per_goal), per seed: which kind of goal a method fails on."""
-    from bench.per_goal import GROUPS
     rows = [r for r in rows if r.get('directions')]
     if not rows:
         return []
@@ -303,11 +274,11 @@ def where_it_fails(rows: list[dict]) -> list[str]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('--results', type=Path, default=RESULTS)
+    p.add_argument('--results', type=Path, default=LEARN, help=f'the learner results (default {LEARN})')
     args = p.parse_args(argv)
     rows = collect(args.results)
     text = render(rows)
-    (args.results / 'learn_table.md').write_text(text)
+    (args.results / 'table.md').write_text(text)
     print(text)
     return 0
 

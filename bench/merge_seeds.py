@@ -1,16 +1,15 @@
 """Merge learner-benchmark results of one method run as separate processes, one seed set each.
 
-    python -m bench.merge_seeds bench/results/learn_push_data_prior.json /tmp/s1/learn_push_data_prior.json ...
+    python -m bench.merge_seeds bench/results/learn/push/data_prior.json /tmp/s1/learn/push/data_prior.json ...
 
 A 200k-step push run takes about 95 minutes on one core, so its seeds run side by side, one
 `bench.bench_learn --seeds K` process per core (each in its own checkout or results folder). This
 joins their JSON files into one result, as if one process had run every seed: the runs are
 concatenated, the across-seed medians and the target verdict recomputed, and the markdown table and
 learning curves rewritten (curves from each run's metrics.jsonl where its run directory is found).
-The files must describe the same experiment (task, arm, mode, steps, config, overrides, cap, goal
-prior, relabelling, goal bank, harness): anything else is refused, as is a seed given twice. A result
-from before goal banks were recorded takes the other files' record. The result goes to
-bench/results/<stem>.json (the stem of the first file) unless --out says otherwise.
+The files must describe the same experiment (schema, task, arm, mode, steps, config, overrides, cap,
+goal prior, goal bank, relabelling, harness): anything else is refused, as is a seed given twice. The
+result goes to bench/results/learn/<task>/<name of the first file> unless --out says otherwise.
 """
 from __future__ import annotations
 
@@ -20,11 +19,12 @@ import re
 import sys
 from pathlib import Path
 
-from bench.bench_learn import REPO, RESULTS, aggregate, write_result
+from bench.layout import REPO, read_result
+from bench.learn_results import aggregate, result_path, write_result
 
 # Fields that must agree for two result files to be seeds of one experiment.
-SAME = ('task', 'arm', 'mode', 'steps', 'smoke', 'max_minutes', 'threads', 'device', 'config',
-        'overrides', 'goal_prior', 'relabel', 'target')
+SAME = ('schema', 'task', 'arm', 'mode', 'steps', 'smoke', 'max_minutes', 'threads', 'device', 'config',
+        'overrides', 'goal_prior', 'goal_bank', 'relabel', 'target')
 
 
 def _with_seeds(command: str, seeds: list[int]) -> str:
@@ -45,27 +45,19 @@ def merge(results: list[dict]) -> dict:
         if diff:
             raise ValueError('not the same experiment: ' + ', '.join(
                 f'{k} {first.get(k)!r} vs {other.get(k)!r}' for k in diff))
-    # How the goal bank was drawn: recorded by results since it could be set; older ones recorded
-    # nothing (their overrides, compared above, say what was set), so they take the recorded one.
-    banks = [r['goal_bank'] for r in results if r.get('goal_bank') is not None]
-    if any(bank != banks[0] for bank in banks[1:]):
-        raise ValueError(f'not the same experiment: goal_bank {banks[0]!r} vs ' +
-                         ' vs '.join(repr(b) for b in banks[1:] if b != banks[0]))
     runs = [run for r in results for run in r['runs']]
     seeds = [run['seed'] for run in runs]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f'a seed appears twice: {sorted(seeds)}')
     order = sorted(range(len(runs)), key=lambda i: seeds[i])
     merged = {k: v for k, v in first.items() if k not in ('runs', 'seeds', 'command', 'date', 'merged_from')}
-    if banks:
-        merged['goal_bank'] = banks[0]
     merged['runs'] = [runs[i] for i in order]
     merged['seeds'] = sorted(seeds)
     merged['command'] = _with_seeds(first['command'], merged['seeds'])
     merged['merged_from'] = [m for r in results for m in (r.get('merged_from') or
-                                                          [{'command': r['command'], 'date': r.get('date', ''),
-                                                            'machine': r.get('machine')}])]
-    merged['date'] = max(r.get('date', '') for r in results)
+                                                          [{'command': r['command'], 'date': r['date'],
+                                                            'machine': r['machine']}])]
+    merged['date'] = max(r['date'] for r in results)
     return aggregate(merged)
 
 
@@ -73,16 +65,18 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     p.add_argument('files', nargs='+', type=Path, help='bench_learn result JSONs (two or more)')
     p.add_argument('--out', type=Path, default=None,
-                   help='output JSON (default bench/results/<stem of the first>.json)')
+                   help='output JSON (default bench/results/learn/<task>/<name of the first>)')
     args = p.parse_args(argv)
     try:
-        results = [json.loads(f.read_text()) for f in args.files]
+        results = [read_result(f, 'learn') for f in args.files]
         merged = merge(results)
     except (OSError, json.JSONDecodeError, ValueError, KeyError) as exc:
         print(f'merge_seeds: {exc}', file=sys.stderr)
         return 2
-    out = args.out or RESULTS / args.files[0].name
-    from rig_learn.runs import read_metrics
+    out = args.out or result_path(merged['task'], args.files[0].stem)
+    # deferred: rig_learn imports torch, which merging needs only for the curves
+    from rig_learn.runs import read_metrics  # noqa: PLC0415
+
     curves = {}
     for run in merged['runs']:
         metrics = Path(run['run_dir'])
@@ -91,8 +85,7 @@ def main(argv=None) -> int:
             curves[f"seed {run['seed']}"] = read_metrics(metrics)
         else:
             print(f"merge_seeds: no {metrics}: seed {run['seed']} left out of the curves", file=sys.stderr)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_result(merged, curves, out.stem, out.parent)
+    write_result(merged, curves, out)
     return 0
 
 

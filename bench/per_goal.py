@@ -2,7 +2,7 @@
 goal asks the puck to move (towards the robot, away from it, sideways).
 
     python -m bench.per_goal bench/results/runs/learn_push_data_prior_s0 [RUN_DIR ...] [--json out.json]
-    python -m bench.per_goal --update bench/results/learn_push_data_prior.json   # store it in a result
+    python -m bench.per_goal --update bench/results/learn/push/data_prior.json   # store it in a result
 
 
 A median over 50 goals hides that push goals differ in kind: the hand starts on the robot's side of
@@ -23,12 +23,15 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import yaml
+
+from bench.layout import REPO, read_result
+from bench.learn_results import GROUPS, direction_markdown, write_result
 
 # A goal asks for a pull (push) when its puck x is this far nearer to (farther from) the robot than
 # the puck's start; in between it is a sideways goal. 3 cm: less than the puck's radius, more than a
 # nudge.
 DIRECTION_MARGIN_M = 0.03
-GROUPS = ('towards the robot', 'sideways', 'away from the robot')
 
 
 def goal_states_of(run_dir: Path, summary: dict) -> np.ndarray:
@@ -37,10 +40,10 @@ def goal_states_of(run_dir: Path, summary: dict) -> np.ndarray:
     states = summary.get('per_goal', {}).get('goal_state')
     if states is not None:
         return np.asarray(states, dtype=float)
-    import yaml
+    # deferred: rig_learn imports torch, rig_sim mujoco (the CLI's --help stays fast)
+    from rig_learn.config import EvalConfig  # noqa: PLC0415
+    from rig_sim.tasks import sample_goal_state  # noqa: PLC0415
 
-    from rig_learn.config import EvalConfig
-    from rig_sim.tasks import sample_goal_state
     cfg = yaml.safe_load((run_dir / 'config.yaml').read_text())
     rng = np.random.default_rng(cfg.get('eval', {}).get('seed', EvalConfig.seed))
     return np.stack([sample_goal_state(cfg['task'], rng) for _ in summary['per_goal']['puck_distance']])
@@ -48,7 +51,7 @@ def goal_states_of(run_dir: Path, summary: dict) -> np.ndarray:
 
 def direction_summary(puck_distance, goal_puck_x, success_m: float) -> dict:
     """Goals within `success_m`, and the median final puck distance, overall and per direction group."""
-    from rig_sim.tasks import REGION_CENTRE
+    from rig_sim.tasks import REGION_CENTRE  # noqa: PLC0415 - deferred: rig_sim imports mujoco
     puck = np.asarray(puck_distance, dtype=float)
     dx = np.asarray(goal_puck_x, dtype=float) - REGION_CENTRE[0]   # the puck starts at the region centre
     group = np.where(dx < -DIRECTION_MARGIN_M, 0, np.where(dx > DIRECTION_MARGIN_M, 2, 1))
@@ -68,8 +71,9 @@ def direction_summary(puck_distance, goal_puck_x, success_m: float) -> dict:
 def breakdown(run_dir: Path, summary: dict | None = None) -> dict:
     """direction_summary of a push run directory's final evaluation: `summary`, the eval.json that
     train_run returns and writes, read from the run directory when not given."""
-    from rig_learn.runs import success_distance
-    from rig_sim.tasks import TASK_SPECS
+    # deferred: rig_learn imports torch, rig_sim mujoco
+    from rig_learn.runs import success_distance  # noqa: PLC0415
+    from rig_sim.tasks import TASK_SPECS  # noqa: PLC0415
 
     run_dir = Path(run_dir)
     summary = summary if summary is not None else json.loads((run_dir / 'eval.json').read_text())
@@ -80,27 +84,10 @@ def breakdown(run_dir: Path, summary: dict | None = None) -> dict:
     return direction_summary(puck, states[:, TASK_SPECS['push'].state_names.index('puck_x')], success_distance('push'))
 
 
-def markdown(rows: list[dict]) -> str:
-    ok_m = rows[0]['success_distance_m']
-    head = ['run', 'median puck (m)', f'within {ok_m} m']
-    head += [f'{name}: within / goals (median m)' for name in GROUPS]
-    lines = ['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)]
-    for r in rows:
-        cells = [Path(r['run_dir']).name, f"{r['median_puck_distance_m']:.3f}",
-                 f"{r['within']} / {r['n_goals']} (median needs >= {r['within_needed_for_median']})"]
-        for name in GROUPS:
-            g = r['groups'][name]
-            med = '-' if g['median_puck_distance_m'] is None else f"{g['median_puck_distance_m']:.3f}"
-            cells.append(f"{g['within']} / {g['n_goals']} ({med})")
-        lines.append('| ' + ' | '.join(cells) + ' |')
-    return '\n'.join(lines)
-
-
 def update_result(path: Path) -> list[dict]:
     """Store each run's breakdown in a bench_learn result JSON (from its run directories) and rewrite
     its markdown table; the learning curves are left as they are."""
-    from bench.bench_learn import REPO, write_result
-    result = json.loads(path.read_text())
+    result = read_result(path, 'learn')
     rows = []
     for run in result['runs']:
         run_dir = Path(run['run_dir'])
@@ -113,7 +100,7 @@ def update_result(path: Path) -> list[dict]:
             raise SystemExit(f"{path}: {run_dir} is not seed {run['seed']}'s run (its eval.json differs)")
         run['per_goal_direction'] = breakdown(run_dir, final)
         rows.append({**run['per_goal_direction'], 'run_dir': f"seed {run['seed']}"})
-    write_result(result, {}, path.stem, path.parent)
+    write_result(result, {}, path)
     return rows
 
 
@@ -134,7 +121,7 @@ def main(argv=None) -> int:
         if not (d / 'eval.json').is_file():
             p.error(f'{d}: no eval.json (not a finished run directory)')
     rows = [{**breakdown(d), 'run_dir': str(d)} for d in args.run_dirs]
-    print(markdown(rows))
+    print(direction_markdown(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2) + '\n')
         print(f'wrote {args.json}')

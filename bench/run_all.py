@@ -1,14 +1,16 @@
-"""`make bench`: every benchmark in turn; each writes its JSON (and plots) under bench/results/.
+"""`make bench`: every benchmark in turn; each writes its JSON (and plots) under bench/results/
+(bench.layout), then `table` and `doc` rebuild bench/results/learn/table.md and docs/results.md from them.
 
     python -m bench.run_all [--skip-learn] [--only SECTION ...]
 
 The learning sections train for a long time and are not part of CI. They run their seeds two at a
 time, one process per core (`bench_learn --jobs 2`), so 3 seeds take the time of two: reach (10k steps,
 about 5 min a seed) about 11 min, push (200k steps, about 95 min a seed, capped at the target's 2 h)
-about 3 h 10 min. The baselines behind bench/results/learn_table.md (oracle, HER from pixels, RIG
+about 3 h 10 min; the rehearsed cells (`bench_cell`, 30 min of practice in real time and the goals
+through the cell) about 45 min an arm. The baselines behind bench/results/learn/table.md (oracle, HER from pixels, RIG
 without prior relabelling, per task) take hours more, so they run only when asked for:
-`python -m bench.run_all --only baselines table`. `table` rebuilds the table from whatever results are
-there.
+`python -m bench.run_all --only baselines table doc`. `table` and `doc` rebuild the table and
+docs/results.md from whatever results are there.
 """
 from __future__ import annotations
 
@@ -25,10 +27,13 @@ SECTIONS = [
     ('learn_push', 'bench.bench_learn', ['--task', 'push', '--seeds', '0', '1', '2', '--steps', '200000',
                                          '--max-minutes', '120', '--jobs', '2']),
     ('graph', 'bench.bench_graph', []),  # after learn: compares with its fresh results
+    ('cell', 'bench.bench_cell', ['--arm', 'ur5e']),        # real time: about 45 min each
+    ('cell_sawyer', 'bench.bench_cell', ['--arm', 'sawyer']),
     ('baselines', 'bench.bench_learn', []),  # opt-in: the runs in BASELINES, one after another
     ('table', 'bench.learn_table', []),
+    ('doc', 'bench.results_doc', []),   # docs/results.md from every result
 ]
-LEARNING = ('learn', 'learn_push', 'baselines')
+LEARNING = ('learn', 'learn_push', 'baselines', 'cell', 'cell_sawyer')
 OPT_IN = ('baselines',)
 
 # The same harness and budget as the RIG rows (reach: 10k steps; push: 200k steps or the target's 2 h,

@@ -10,7 +10,7 @@ os.environ.setdefault('ROS_DOMAIN_ID', str(random.SystemRandom().randint(1, 101)
 
 
 def _clean_fastdds_shared_memory() -> None:
-    """Node processes end with os._exit (rig.node_main: a Fast DDS 2.14 teardown deadlock), which
+    """Node processes end with os._exit (rig_base.node_main: a Fast DDS 2.14 teardown deadlock), which
     leaves their shared-memory segments in /dev/shm (over a thousand after a day of test runs). Fast
     DDS's own tool removes those whose owner is gone; segments in use are kept."""
     import shutil

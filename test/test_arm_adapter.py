@@ -16,8 +16,8 @@ from ros_util import REPO, spawn_node, spin_until
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 
-from rig import qos
-from rig.ros_params import dataclass_from_yaml_params
+from rig_base import qos
+from rig_base.ros_params import dataclass_from_yaml_params
 from rig_policy.arm_adapter_node import ArmAdapterConfig
 from rig_policy.home_pose import HomeConfig
 from rig_policy.kinematics import ArmKinematics
@@ -187,6 +187,8 @@ def test_arm_config_files_match_parameters(name):
     assert sorted(cfg.controller_joints) == sorted(kin.joint_names)
     cfg.solver()
     home = dataclass_from_yaml_params(HomeConfig, REPO / 'config' / name, 'home_pose')
-    assert home.arm == cfg.arm and len(home.home) == kin.n
+    assert home.arm == cfg.arm and len(home.home.pose) == kin.n
     assert sorted(home.controller_joints) == sorted(kin.joint_names)
-    assert np.all((kin.lower < home.home) & (np.array(home.home) < kin.upper))
+    assert np.all((kin.lower < home.home.pose) & (np.array(home.home.pose) < kin.upper))
+    # The episode reset (the adapter's rig/home) and the home tool move the same way to the same pose.
+    assert home.home == cfg.home

@@ -12,7 +12,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from rig import qos
+from rig_base import qos
 from rig_policy.kinematics import ArmKinematics
 
 pytestmark = pytest.mark.ros
@@ -38,8 +38,8 @@ def test_home_service_moves_the_arm_home_and_ignores_commands_meanwhile(ros_node
     q = HOME + np.array([0.2, -0.15, 0.1, 0.05, -0.1, 0.2])
     params = {'arm': 'ur5e', 'output': 'ur', 'output_topic': 'forward_velocity_controller/commands',
               'controller_joints': '[' + ','.join(controller) + ']', 'rate_hz': 50.0,
-              'home': '[' + ','.join(map(str, HOME)) + ']', 'home_max_joint_velocity': 0.4,
-              'home_max_joint_acceleration': 1.5, 'home_tolerance': 0.005, 'joint_state_timeout_s': 0.5}
+              'home.pose': '[' + ','.join(map(str, HOME)) + ']', 'home.max_joint_velocity': 0.4,
+              'home.max_joint_acceleration': 1.5, 'home.tolerance': 0.005, 'joint_state_timeout_s': 0.5}
     log = tmp_path / 'adapter.log'
     with spawn_node('rig_policy.arm_adapter_node', params, namespace='/homing', log_path=log) as proc:
         assert home_cli.wait_for_service(timeout_sec=30.0), log.read_text()

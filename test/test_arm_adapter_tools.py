@@ -17,7 +17,7 @@ from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64MultiArray
 from std_srvs.srv import Trigger
 
-from rig import qos
+from rig_base import qos
 from rig_policy.home_pose import plan_home, tracking_velocity, trajectory_message
 from rig_policy.kinematics import ArmKinematics
 
@@ -75,10 +75,11 @@ def test_home_pose_velocity_mode_drives_an_arm_home(ros_context, tmp_path):
     node.create_subscription(Float64MultiArray, 'forward_velocity_controller/commands',
                              lambda m: received.append(kin.order(controller, m.data)), qos.COMMAND_QOS)
     js = node.create_publisher(JointState, 'joint_states', qos.STATE_PUBLISHER_QOS)
-    params = {'arm': 'ur5e', 'mode': 'velocity', 'home': '[' + ','.join(map(str, HOME)) + ']',
+    params = {'arm': 'ur5e', 'mode': 'velocity', 'home.pose': '[' + ','.join(map(str, HOME)) + ']',
               'output': 'ur', 'output_topic': 'forward_velocity_controller/commands',
-              'controller_joints': '[' + ','.join(controller) + ']', 'max_joint_velocity': 0.3,
-              'max_joint_acceleration': 1.0, 'rate_hz': 50.0, 'tolerance': 0.005, 'joint_state_timeout_s': 0.5}
+              'controller_joints': '[' + ','.join(controller) + ']', 'home.max_joint_velocity': 0.3,
+              'home.max_joint_acceleration': 1.0, 'rate_hz': 50.0, 'home.tolerance': 0.005,
+              'joint_state_timeout_s': 0.5}
     log = tmp_path / 'home.log'
     try:
         with spawn_node('rig_policy.home_pose', params, namespace='/home_test', log_path=log) as proc:

@@ -8,7 +8,7 @@ import pytest
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
 
-from rig_perception.image_msgs import numpy_to_image
+from rig_base.image_msgs import numpy_to_image
 from rig_trainer.bags import TYPESTORE, BagError, EpisodeBagWriter, list_closed_bags, read_episodes
 
 
@@ -33,15 +33,16 @@ def _twist(t_ns, vx, frame='base_link'):
     return msg
 
 
-def _event(kind, episode):
+def _event(kind, episode, **extra):
     from std_msgs.msg import String
-    return String(data=json.dumps({'event': kind, 'episode': episode, 'goal_source': 'imagined'}))
+    return String(data=json.dumps({'event': kind, 'episode': episode, 'goal_source': 'imagined', **extra}))
 
 
-def write_lockstep_episode(writer, episode, t0, steps=5):
-    """frame i at t0+i*10ms; command i (vx = i/10) at t0+i*10ms+3ms: it answers frame i."""
+def write_lockstep_episode(writer, episode, t0, steps=5, **start):
+    """frame i at t0+i*10ms; command i (vx = i/10) at t0+i*10ms+3ms: it answers frame i. `start`: more
+    fields of the start event (action_scale, ...)."""
     ms = 1_000_000
-    writer.write('rig/episode', t0 - ms, serialize_message(_event('start', episode)))
+    writer.write('rig/episode', t0 - ms, serialize_message(_event('start', episode, **start)))
     for i in range(steps + 1):
         t = t0 + i * 10 * ms
         writer.write('camera/image_raw', t, serialize_message(numpy_to_image(_frame(i), 'rgb8', stamp=_stamp(t))))
@@ -76,6 +77,36 @@ def test_two_episodes_in_one_bag_are_split_by_events(tmp_path):
     [a, b] = read_episodes(w.close())
     assert (a.num_transitions, b.num_transitions) == (5, 3)
     assert a.key != b.key
+
+
+def test_episodes_carry_the_scales_their_start_event_records(tmp_path):
+    """The policy's start event says what its commands are made with; an episode without says nothing."""
+    w = EpisodeBagWriter(tmp_path, 'scales')
+    write_lockstep_episode(w, 1, t0=10**9, action_scale=0.01, control_rate_hz=10.0, action_dim=2)
+    write_lockstep_episode(w, 2, t0=2 * 10**9)                       # recorded before the policy said them
+    write_lockstep_episode(w, 3, t0=3 * 10**9, action_scale=0.02, control_rate_hz=20)
+    a, b, c = read_episodes(w.close())
+    assert (a.action_scale, a.control_rate_hz, a.action_dim) == (0.01, 10.0, 2)
+    assert (b.action_scale, b.control_rate_hz, b.action_dim) == (None, None, None)
+    assert (c.action_scale, c.control_rate_hz, c.action_dim) == (0.02, 20.0, None)
+    assert isinstance(c.control_rate_hz, float)
+    # A bag without episode events (ros2 bag record without a rig policy) records none.
+    w = EpisodeBagWriter(tmp_path, 'no_events')
+    _write_frames(w, [_frame(i) for i in range(3)])
+    [ep] = read_episodes(w.close())
+    assert (ep.action_scale, ep.control_rate_hz, ep.action_dim) == (None, None, None)
+
+
+@pytest.mark.parametrize('start', [{'action_scale': 0.01}, {'action_scale': -0.01, 'control_rate_hz': 10.0},
+                                   {'action_scale': '0.01', 'control_rate_hz': 10.0},
+                                   {'action_scale': 0.01, 'control_rate_hz': float('inf')},
+                                   {'action_scale': 0.01, 'control_rate_hz': 10.0, 'action_dim': 2.5}])
+def test_scales_that_cannot_be_right_make_the_bag_unusable(tmp_path, start):
+    """Commands of unknown size cannot become actions: the bag is reported, not guessed at."""
+    w = EpisodeBagWriter(tmp_path, 'bad_scales')
+    write_lockstep_episode(w, 1, t0=10**9, **start)
+    with pytest.raises(BagError, match='start event records'):
+        read_episodes(w.close())
 
 
 def test_ros2_bag_record_style_bag_with_namespaces_is_ingested(tmp_path):

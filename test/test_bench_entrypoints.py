@@ -1,11 +1,48 @@
-"""`make bench` calls every benchmark's main(argv): each must accept its argument list."""
+"""`make bench` calls every benchmark's main(argv): each must accept its argument list. The benchmarks'
+results: where they go, their schema, and the table and page (docs/results.md) written from them."""
 import importlib
 import inspect
+import json
 
 import numpy as np
 import pytest
 
+from bench.layout import SCHEMAS
 from bench.run_all import SECTIONS
+
+PUSH_TARGET = {'metric': 'puck_distance', 'max_m': 0.06, 'steps': 200000, 'wall_s': 7200}
+
+
+def run_of(puck: float = 0.05, **fields) -> dict:
+    """One seed's run as bench_learn records it (push), with `fields` changed."""
+    return {'seed': 0, 'env_steps': 200000, 'stopped_by_wall_cap': False, 'puck_distance_median': puck,
+            'hand_distance_median': 0.02, 'success': 0.5, 'wall_s': 5000, **fields}
+
+
+def learn_result(**fields) -> dict:
+    """A bench_learn result of the current schema, every method field written out (a push RIG run with
+    the paper's relabelling and a uniform goal bank), with `fields` changed."""
+    return {'schema': SCHEMAS['learn'], 'task': 'push', 'arm': 'sawyer', 'mode': 'rig', 'steps': 200000,
+            'seeds': [0], 'smoke': False, 'max_minutes': None, 'threads': 1, 'device': 'cpu',
+            'config': 'config/learn_push.yaml', 'overrides': {}, 'goal_prior': 'standard',
+            'goal_bank': {'goal_bank_skew': 0.0}, 'relabel': {'own': 0.1, 'prior': 0.5, 'future': 0.4},
+            'command': 'python -m bench.bench_learn --task push --seeds 0', 'target': PUSH_TARGET,
+            'runs': [run_of()], 'machine': None, 'date': '2026-12-01 00:00:00',
+            'median_env_steps_per_s': 35.0, 'median_grad_steps_per_s': 130.0, **fields}
+
+
+def oracle_result(**fields) -> dict:
+    """learn_result of the push oracle baseline (no VAE: no goal prior, no goal bank; HER's relabelling)."""
+    return learn_result(**{'mode': 'oracle', 'config': 'config/learn_push_oracle.yaml', 'goal_prior': None,
+                           'goal_bank': None, 'relabel': {'own': 0.2, 'prior': 0.0, 'future': 0.8}, **fields})
+
+
+def write_learn(results_dir, variant: str, result: dict):
+    """Store `result` as bench_learn would: results_dir/<task>/<variant>.json (results_dir: a learn/ folder)."""
+    path = results_dir / result['task'] / f'{variant}.json'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    return path
 
 
 @pytest.mark.parametrize('name,module_name,args', SECTIONS)
@@ -17,23 +54,22 @@ def test_every_section_has_main_taking_argv(name, module_name, args):
 
 def test_vae_diagnostic_reports_probe_and_landscape(tmp_path, monkeypatch):
     """bench_vae on a tiny pretraining budget: a JSON with a finite probe R^2 per state part."""
-    import json
     import math
 
     import bench.bench_vae as bench_vae
-    monkeypatch.setattr(bench_vae, 'RESULTS', tmp_path)
+    monkeypatch.setattr(bench_vae, 'VAE', tmp_path)
     assert bench_vae.main(['--task', 'push', '--set', 'vae.pretrain_images=200', '--set', 'vae.pretrain_steps=5',
                            '--goals', '45', '--tag', '_t']) == 0
-    result = json.loads((tmp_path / 'vae_push_t.json').read_text())
+    result = json.loads((tmp_path / 'push_t.json').read_text())
+    assert result['schema'] == SCHEMAS['vae']
     assert set(result['probe_r2']) == {'hand_xy', 'puck_xy'}
     assert all(math.isfinite(v) and v <= 1.0 for v in result['probe_r2'].values())
     assert 0.0 <= result['landscape']['argmin_hand_error_m'] < 0.5
-    assert (tmp_path / 'vae_push_t.png').stat().st_size > 0
+    assert (tmp_path / 'push_t.png').stat().st_size > 0
 
 
 def test_vae_diagnostic_probes_a_trained_runs_checkpoint(tmp_path, monkeypatch, capsys):
     """bench_vae --checkpoint probes the VAE a run ended with (no pretraining) and refuses another task's."""
-    import json
 
     import torch
 
@@ -44,10 +80,10 @@ def test_vae_diagnostic_probes_a_trained_runs_checkpoint(tmp_path, monkeypatch, 
     agent = RIGAgent.from_config(tiny_config(task='push', **{'vae.pretrain_images': 60}), make_task_env('push', seed=0))
     agent.learn(60)
     agent.save(tmp_path / 'checkpoint')
-    monkeypatch.setattr(bench_vae, 'RESULTS', tmp_path)
+    monkeypatch.setattr(bench_vae, 'VAE', tmp_path)
     assert bench_vae.main(['--task', 'push', '--checkpoint', str(tmp_path / 'checkpoint'), '--goals', '45',
                            '--tag', '_c']) == 0
-    result = json.loads((tmp_path / 'vae_push_c.json').read_text())
+    result = json.loads((tmp_path / 'push_c.json').read_text())
     assert result['checkpoint'] == str(tmp_path / 'checkpoint') and result['pretrain_s'] is None
     assert result['vae']['latent_dim'] == 4 and len(result['latent_mean_std']) == 4   # the checkpoint's VAE
     with pytest.raises(SystemExit):
@@ -74,61 +110,53 @@ def defaults_with(goal_prior):
 
 
 def test_learn_table_picks_the_run_with_most_seeds_and_reads_push_targets(tmp_path):
-    import json
     from functools import partial
 
     import bench.learn_table
     render = bench.learn_table.render
     collect = partial(bench.learn_table.collect, defaults=defaults_with('standard'))
-    base = {'task': 'push', 'mode': 'rig', 'steps': 200000, 'config': 'config/learn_push.yaml',
-            'goal_prior': 'standard',
-            'median_env_steps_per_s': 35.0, 'median_grad_steps_per_s': 130.0,
-            'target': {'metric': 'puck_distance', 'max_m': 0.06, 'steps': 200000, 'wall_s': 7200}}
-    run = lambda puck: {'puck_distance_median': puck, 'hand_distance_median': 0.02, 'success': 0.5, 'wall_s': 5000}
-    (tmp_path / 'learn_push.json').write_text(json.dumps({**base, 'seeds': [0], 'runs': [run(0.05)],
-                                                          'meets_target': True}))
-    (tmp_path / 'learn_push_3.json').write_text(json.dumps({**base, 'seeds': [0, 1, 2], 'meets_target': False,
-                                                             'runs': [run(0.05), run(0.09), run(0.07)]}))
-    (tmp_path / 'learn_push_smoke.json').write_text(json.dumps({**base, 'seeds': [0, 1, 2, 3], 'smoke': True,
-                                                                'runs': []}))
+    write_learn(tmp_path, 'rig', learn_result(meets_target=True))
+    three = ('python -m bench.bench_learn --task push --seeds 0 1 2 --steps 200000 --tag _3')
+    write_learn(tmp_path, '3', learn_result(seeds=[0, 1, 2], meets_target=False, command=three,
+                                            runs=[run_of(0.05), run_of(0.09), run_of(0.07)]))
+    write_learn(tmp_path, 'smoke', learn_result(seeds=[0, 1, 2, 3], smoke=True, runs=[]))
     rows, reference = collect(tmp_path)   # the run with most seeds, then the "do nothing" scale
     assert reference['file'] is None and reference['method'].startswith('do nothing')
     assert rows['per_seed'] == [0.05, 0.09, 0.07] and rows['median'] == 0.07
     text = render([rows, reference])
-    assert 'final puck distance' in text and 'not met' in text and '--tag _3' in text
+    assert 'final puck distance' in text and 'not met' in text and f'`{three}`' in text
     assert rows['method'] == 'RIG, goal prior N(0, I)' and rows['default']
-    (tmp_path / 'learn_push_fitted.json').write_text(json.dumps({**base, 'goal_prior': 'fitted', 'seeds': [0, 1, 2, 4],
-                                                                  'runs': [run(0.1)] * 4}))
-    (tmp_path / 'learn_push_20k.json').write_text(json.dumps({**base, 'steps': 20000, 'seeds': [0], 'date': '2099',
-                                                               'runs': [run(0.2)]}))
+    fitted = 'python -m bench.bench_learn --task push --seeds 0 1 2 4 --set vae.goal_prior=fitted'
+    write_learn(tmp_path, 'fitted', learn_result(goal_prior='fitted', seeds=[0, 1, 2, 4], command=fitted,
+                                                 overrides={'vae.goal_prior': 'fitted'}, runs=[run_of(0.1)] * 4))
+    write_learn(tmp_path, '20k', learn_result(steps=20000, date='2099', runs=[run_of(0.2, env_steps=20000)]))
     other = [r for r in collect(tmp_path) if r['method'] != 'RIG, goal prior N(0, I)' and r['file']]
     rig = [(r['steps'], r['median']) for r in collect(tmp_path) if r['method'] == 'RIG, goal prior N(0, I)']
     assert rig == [(20000, 0.2), (200000, 0.07)]   # a shorter, later run does not hide the 200k one
     assert 'not met' in render(collect(tmp_path))   # judged on the 200k row, not the 20k one
-    (tmp_path / 'learn_push_3.json').unlink()
-    (tmp_path / 'learn_push.json').unlink()
+    (tmp_path / 'push' / '3.json').unlink()
+    (tmp_path / 'push' / 'rig.json').unlink()
     assert 'no result with the current defaults yet' in render(collect(tmp_path))
     assert other[0]['method'] == 'RIG, goal prior fitted to the latents' and not other[0]['default']
-    assert other[0]['command'].endswith('--set vae.goal_prior=fitted')
+    assert other[0]['command'] == fitted   # the command the result recorded
     # When the default changes, the target is judged on a run made with the new default.
-    (tmp_path / 'learn_push_data.json').write_text(json.dumps(
-        {**base, 'goal_prior': 'data', 'overrides': {'vae.goal_prior': 'data', 'arm': 'sawyer'}, 'seeds': [0],
-         'runs': [run(0.05)], 'meets_target': True, 'relabel': {'own': 0.1, 'prior': 0.5, 'future': 0.4}}))
+    write_learn(tmp_path, 'data', learn_result(goal_prior='data', overrides={'vae.goal_prior': 'data', 'arm': 'sawyer'},
+                                               meets_target=True))
     rows = bench.learn_table.collect(tmp_path, defaults=defaults_with('data'))
     assert [r['method'] for r in rows if r.get('default')] == ['RIG, goal prior: latents of seen images']
     text = render(rows)
     assert 'latents of seen images **(default config)**' in text and ': met, over 1 seed.' in text
-    # A run changing anything else is a row of its own, named by what it changed, and not the default.
-    (tmp_path / 'learn_push_data_bank.json').write_text(json.dumps(
-        {**base, 'goal_prior': 'data', 'overrides': {'vae.goal_prior': 'data', 'vae.goal_bank_pretrain_fraction': 0.5},
-         'seeds': [0], 'runs': [run(0.04)], 'meets_target': True,
-         'relabel': {'own': 0.1, 'prior': 0.5, 'future': 0.4}}))
+    # A run changing anything else is a row of its own, named by what it changed, and not the default;
+    # so is one that used an option since retired (its goal bank records it).
+    write_learn(tmp_path, 'data_bank', learn_result(
+        goal_prior='data', overrides={'vae.goal_prior': 'data', 'vae.goal_bank_pretrain_fraction': 0.5},
+        goal_bank={'goal_bank_skew': 0.0, 'goal_bank_pretrain_fraction': 0.5}, runs=[run_of(0.04)], meets_target=True))
     rows = bench.learn_table.collect(tmp_path, defaults=defaults_with('data'))
-    variant = [r for r in rows if r['file'] == 'learn_push_data_bank.json']
+    variant = [r for r in rows if r['file'] == 'push/data_bank.json']
     assert variant[0]['method'] == 'RIG, goal prior: latents of seen images, vae.goal_bank_pretrain_fraction=0.5'
-    assert not variant[0]['default'] and [r['file'] for r in rows if r.get('default')] == ['learn_push_data.json']
+    assert not variant[0]['default'] and [r['file'] for r in rows if r.get('default')] == ['push/data.json']
     rows = bench.learn_table.collect(tmp_path, defaults=defaults_with('standard'))
-    assert [r['file'] for r in rows if r.get('default')] == ['learn_push_20k.json']
+    assert [r['file'] for r in rows if r.get('default')] == ['push/20k.json']
     assert 'no result with the current defaults yet' in render(rows)
 
 
@@ -174,30 +202,27 @@ def test_no_prior_baselines_differ_from_their_task_default_only_in_relabelling()
 
 def test_learn_table_names_a_goal_bank_set_by_the_config_file_once():
     """Two runs of one config file, before and after its goal bank changed, get different names; a
-    setting the command made shows once."""
+    setting the command made shows once; a retired option a run used keeps its name."""
     from bench.learn_table import method_of
-    base = {'task': 'push', 'mode': 'rig', 'config': 'config/learn_push_no_prior.yaml', 'goal_prior': 'data'}
-    uniform = {**base, 'goal_bank': {'goal_bank_skew': 0.0, 'goal_bank_pretrain_fraction': None,
-                                     'skew_vae_training': False}}
-    skewed = {**base, 'goal_bank': {**uniform['goal_bank'], 'goal_bank_skew': -0.5}}
+    uniform = learn_result(config='config/learn_push_no_prior.yaml', goal_prior='data',
+                           relabel={'own': 0.2, 'prior': 0.0, 'future': 0.8})
+    skewed = {**uniform, 'goal_bank': {'goal_bank_skew': -0.5}}
     by_command = {**skewed, 'overrides': {'vae.goal_bank_skew': -0.5, 'arm': 'sawyer'}}
-    assert method_of(base) == method_of(uniform)   # (results from before goal banks were recorded)
     assert method_of(skewed) != method_of(uniform)
     assert method_of(skewed)[1].endswith(', vae.goal_bank_skew=-0.5')
     assert method_of(by_command) == method_of(skewed)
+    retired = {**uniform, 'goal_bank': {'goal_bank_skew': 0.0, 'skew_vae_training': True}}
+    assert method_of(retired)[1].endswith(', vae.skew_vae_training=True')
 
 
 def test_learn_table_keeps_a_relabelling_variant_apart_from_the_config_default(tmp_path):
-    import json
-
     from bench.learn_table import collect, render
-    base = {'task': 'push', 'mode': 'oracle', 'steps': 200000, 'config': 'config/learn_push_oracle.yaml',
-            'median_env_steps_per_s': 41.0, 'median_grad_steps_per_s': 160.0, 'seeds': [0],
-            'runs': [{'puck_distance_median': 0.09, 'hand_distance_median': 0.03, 'success': 0.3, 'wall_s': 4900}]}
-    (tmp_path / 'learn_push_oracle_oracle.json').write_text(json.dumps(base))
+    base = oracle_result(median_env_steps_per_s=41.0, median_grad_steps_per_s=160.0,
+                         runs=[run_of(0.09, hand_distance_median=0.03, success=0.3, wall_s=4900)])
+    write_learn(tmp_path, 'oracle', base)
     variant = {**base, 'overrides': {'relabel.own': 0.1, 'relabel.prior': 0.5, 'relabel.future': 0.4},
                'relabel': {'own': 0.1, 'prior': 0.5, 'future': 0.4}, 'date': '2026-11-30 00:00:00'}
-    (tmp_path / 'learn_push_oracle_env_goals.json').write_text(json.dumps(variant))
+    write_learn(tmp_path, 'oracle_env_goals', variant)
     rows = [r for r in collect(tmp_path) if r['file']]
     assert [r['method'] for r in rows] == [
         'oracle: state observations, true-distance reward, HER',
@@ -206,18 +231,14 @@ def test_learn_table_keeps_a_relabelling_variant_apart_from_the_config_default(t
 
 
 def test_learn_table_shows_where_a_wall_capped_run_stopped(tmp_path):
-    import json
-
     from bench.learn_table import collect, render
-    run = {'puck_distance_median': 0.1, 'hand_distance_median': 0.05, 'success': 0.2, 'wall_s': 7260,
-           'env_steps': 123456, 'stopped_by_wall_cap': True}
-    capped = {'task': 'push', 'mode': 'her_pixels', 'steps': 200000, 'config': 'config/learn_push_her_pixels.yaml',
-              'max_minutes': 120, 'median_env_steps_per_s': 17.0, 'median_grad_steps_per_s': 68.0, 'seeds': [0],
-              'runs': [run], 'machine': {'reference_linear_ms': 2.04}}
-    (tmp_path / 'learn_push_her_pixels_her_pixels.json').write_text(json.dumps(capped))
-    (tmp_path / 'learn_push_oracle_oracle.json').write_text(json.dumps(
-        {**capped, 'mode': 'oracle', 'config': 'config/learn_push_oracle.yaml', 'max_minutes': None, 'machine': {},
-         'runs': [{**run, 'env_steps': 200000, 'stopped_by_wall_cap': False}]}))
+    run = run_of(0.1, hand_distance_median=0.05, success=0.2, wall_s=7260, env_steps=123456, stopped_by_wall_cap=True)
+    capped = oracle_result(mode='her_pixels', config='config/learn_push_her_pixels.yaml', max_minutes=120,
+                           median_env_steps_per_s=17.0, median_grad_steps_per_s=68.0, runs=[run],
+                           machine={'reference_linear_ms': 2.04})
+    write_learn(tmp_path, 'her_pixels', capped)
+    write_learn(tmp_path, 'oracle', oracle_result(max_minutes=None, machine={},
+                                                  runs=[{**run, 'env_steps': 200000, 'stopped_by_wall_cap': False}]))
     text = render(collect(tmp_path))
     assert '| 123456 of 200000 (120-min cap) |' in text
     assert '| 200000 |' in text   # a run that finished its budget shows just the budget
@@ -252,14 +273,15 @@ def test_seeds_run_in_parallel_processes_merge_into_one_result(tmp_path):
     into the result one process would write: every seed's run directory, medians and verdict
     recomputed, curves. merge_seeds refuses results of different experiments or a seed given twice."""
     import copy
-    import json
 
     import bench.bench_learn as bench_learn
     import bench.merge_seeds as merge_seeds
     argv = ['--task', 'reach', '--seeds', '0', '1', '--steps', '200', '--smoke', '--eval-goals', '3', '--tag', '_m',
             '--jobs', '2', '--results-dir', str(tmp_path)]
     assert bench_learn.main(argv) == 0
-    merged = json.loads((tmp_path / 'learn_reach_m.json').read_text())
+    out_dir = tmp_path / 'learn' / 'reach'   # the results tree's learn/<task>/<variant>.*
+    merged = json.loads((out_dir / 'm.json').read_text())
+    assert merged['schema'] == SCHEMAS['learn']
     assert merged['seeds'] == [0, 1] and [r['seed'] for r in merged['runs']] == [0, 1] and merged['jobs'] == 2
     hands = [r['hand_distance_median'] for r in merged['runs']]
     assert merged['median_final_hand_distance'] == pytest.approx(sum(hands) / 2)
@@ -267,12 +289,12 @@ def test_seeds_run_in_parallel_processes_merge_into_one_result(tmp_path):
     assert merged['command'] == 'python -m bench.bench_learn ' + ' '.join(argv)
     for seed in (0, 1):
         assert (tmp_path / 'runs' / f'learn_reach_m_s{seed}' / 'metrics.jsonl').exists()
-        assert (tmp_path / f'learn_reach_m_goal_map_s{seed}.png').exists()
-    assert 'one process each' in (tmp_path / 'learn_reach_m.md').read_text()
+        assert (out_dir / f'm_goal_map_s{seed}.png').exists()
+    assert 'one process each' in (out_dir / 'm.md').read_text()
     # Wall times depend on the host: the result names its CPU and a timed reference layer.
     assert merged['machine']['reference_linear_ms'] > 0 and merged['machine']['cpus'] >= 1
-    assert 'speed reference' in (tmp_path / 'learn_reach_m.md').read_text()
-    assert (tmp_path / 'learn_reach_m_curves.png').stat().st_size > 0
+    assert 'speed reference' in (out_dir / 'm.md').read_text()
+    assert (out_dir / 'm_curves.png').stat().st_size > 0
     assert not list(tmp_path.glob('.parts-*'))
     # Two single-seed results of one experiment merge; anything else is refused.
     a, b = copy.deepcopy(merged), copy.deepcopy(merged)
@@ -280,13 +302,13 @@ def test_seeds_run_in_parallel_processes_merge_into_one_result(tmp_path):
     assert merge_seeds.merge([b, a])['seeds'] == [0, 1]
     (tmp_path / 'a.json').write_text(json.dumps(a))
     (tmp_path / 'b.json').write_text(json.dumps(b))
-    out = tmp_path / 'merged' / 'learn_reach_m.json'
+    out = tmp_path / 'merged' / 'm.json'
     assert merge_seeds.main([str(tmp_path / 'b.json'), str(tmp_path / 'a.json'), '--out', str(out)]) == 0
     again = json.loads(out.read_text())
     assert again['median_final_hand_distance'] == merged['median_final_hand_distance']
     assert len(again['merged_from']) == 2
     assert all(m['machine']['reference_linear_ms'] > 0 for m in again['merged_from'])   # each host kept
-    assert '--seeds 0 1 ' in again['command'] and 'merge_seeds' in (out.parent / 'learn_reach_m.md').read_text()
+    assert '--seeds 0 1 ' in again['command'] and 'merge_seeds' in (out.parent / 'm.md').read_text()
     c = copy.deepcopy(b)
     c['overrides']['vae.goal_prior'] = 'data'
     (tmp_path / 'c.json').write_text(json.dumps(c))
@@ -295,9 +317,12 @@ def test_seeds_run_in_parallel_processes_merge_into_one_result(tmp_path):
         merge_seeds.merge([a, c])
     with pytest.raises(ValueError, match='twice'):
         merge_seeds.merge([a, copy.deepcopy(a)])
-    # The goal bank: a result from before it was recorded takes the other's record; two records must agree.
-    old_a = {k: v for k, v in a.items() if k != 'goal_bank'}
-    assert a['goal_bank'] is not None and merge_seeds.merge([old_a, b])['goal_bank'] == b['goal_bank']
+    # The goal bank must agree, and so must the schema; a file of another schema is not read at all.
+    assert a['goal_bank'] is not None and merge_seeds.merge([a, b])['goal_bank'] == b['goal_bank']
+    with pytest.raises(ValueError, match='schema'):
+        merge_seeds.merge([{**a, 'schema': 0}, b])
+    (tmp_path / 'old.json').write_text(json.dumps({k: v for k, v in a.items() if k != 'schema'}))
+    assert merge_seeds.main([str(tmp_path / 'old.json'), str(tmp_path / 'b.json'), '--out', str(out)]) == 2
     skewed = copy.deepcopy(b)
     skewed['goal_bank']['goal_bank_skew'] = -0.5
     with pytest.raises(ValueError, match='goal_bank'):
@@ -306,18 +331,14 @@ def test_seeds_run_in_parallel_processes_merge_into_one_result(tmp_path):
     # A seed process that fails makes the whole run fail, with nothing merged.
     bad = tmp_path / 'bad'
     assert bench_learn.main([*argv[:-1], str(bad), '--set', 'rl.algo=nope']) == 1
-    assert not list(bad.glob('*.json')) and not list(bad.glob('.parts-*'))
+    assert not list(bad.rglob('*.json')) and not list(bad.glob('.parts-*'))
 
 
 def test_learn_table_median_over_an_even_number_of_seeds_matches_bench_learn(tmp_path):
     """Two seeds: the table's median is their mean, as bench_learn's JSON has it (not the upper one)."""
-    import json
-
     from bench.learn_table import collect
-    run = lambda puck: {'puck_distance_median': puck, 'hand_distance_median': 0.03, 'success': 0.4, 'wall_s': 6000}
-    (tmp_path / 'learn_push_x.json').write_text(json.dumps(
-        {'task': 'push', 'mode': 'oracle', 'steps': 200000, 'config': 'config/learn_push_oracle.yaml', 'seeds': [0, 2],
-         'median_env_steps_per_s': 35.0, 'median_grad_steps_per_s': 140.0, 'runs': [run(0.068), run(0.074)]}))
+    run = lambda puck: run_of(puck, hand_distance_median=0.03, success=0.4, wall_s=6000)
+    write_learn(tmp_path, 'x', oracle_result(seeds=[0, 2], runs=[run(0.068), run(0.074)]))
     (row,) = [r for r in collect(tmp_path) if r['file']]
     assert row['median'] == pytest.approx(0.071)
 
@@ -326,8 +347,6 @@ def test_push_results_break_final_distances_down_by_push_direction(tmp_path):
     """A push result says where the policy fails: per goal direction (towards the robot, sideways,
     away), goals within the success distance and their median, from the run's own eval goals; runs
     whose eval.json predates stored goal states get the same goals redrawn from the goal seed."""
-    import json
-
     import bench.bench_learn as bench_learn
     from bench.per_goal import GROUPS, breakdown
     from bench.per_goal import main as per_goal_main
@@ -335,7 +354,7 @@ def test_push_results_break_final_distances_down_by_push_direction(tmp_path):
     argv = ['--task', 'push', '--seeds', '0', '--steps', '200', '--smoke', '--eval-goals', '5', '--tag', '_d',
             '--results-dir', str(tmp_path)]
     assert bench_learn.main(argv) == 0
-    result = json.loads((tmp_path / 'learn_push_d.json').read_text())
+    result = json.loads((tmp_path / 'learn' / 'push' / 'd.json').read_text())
     stored = result['runs'][0]['per_goal_direction']
     run_dir = tmp_path / 'runs' / 'learn_push_d_s0'
     final = json.loads((run_dir / 'eval.json').read_text())
@@ -348,7 +367,7 @@ def test_push_results_break_final_distances_down_by_push_direction(tmp_path):
     within = [int((puck[m] <= PUCK_SUCCESS_DISTANCE).sum()) for m in expect]
     assert [stored['groups'][g]['within'] for g in GROUPS] == within
     assert stored['within'] == int((puck <= PUCK_SUCCESS_DISTANCE).sum()) and stored['n_goals'] == 5
-    assert 'towards the robot' in (tmp_path / 'learn_push_d.md').read_text()
+    assert 'towards the robot' in (tmp_path / 'learn' / 'push' / 'd.md').read_text()
     # An eval.json without goal states: the goals are redrawn exactly.
     del final['per_goal']['goal_state']
     (run_dir / 'eval.json').write_text(json.dumps(final))
@@ -367,9 +386,8 @@ def test_push_results_break_final_distances_down_by_push_direction(tmp_path):
     # learn_table shows it per method, next to doing nothing on the same goals.
     from bench.learn_table import collect, render
     table_dir = tmp_path / 'table'
-    table_dir.mkdir()
     updated = json.loads((tmp_path / 'old.json').read_text())
-    (table_dir / 'learn_push_d.json').write_text(json.dumps({**updated, 'smoke': False}))
+    write_learn(table_dir, 'd', {**updated, 'smoke': False})
     text = render(collect(table_dir))
     assert 'Where it fails' in text
     fails = text[text.index('Where it fails'):].splitlines()
@@ -378,19 +396,86 @@ def test_push_results_break_final_distances_down_by_push_direction(tmp_path):
     assert any(row.startswith('| do nothing') and ' of 50 |' in row for row in fails)
 
 
-def test_learn_table_default_follows_how_the_goal_bank_was_drawn(tmp_path):
-    """A result from before the default's goal-bank skew existed (nothing recorded, no override) is
-    not the default once the config skews the bank; one recorded with the skew, or made with it on
-    the command line, is."""
-
+def test_learn_table_default_follows_how_the_goal_bank_was_drawn():
+    """A result is the default only with the goal bank the config draws now: a uniform bank is not the
+    default once the config skews it, a recorded skew is (from the config or the command line), and
+    a retired option the run used (recorded in its goal bank) makes it a variant."""
     from bench.learn_table import is_default
     from rig_learn.config import LearnConfig, RelabelConfig, VAEConfig
     cfg = LearnConfig(task='push', vae=VAEConfig(goal_prior='data', goal_bank_skew=-0.5),
                       relabel=RelabelConfig(own=0.1, prior=0.5, future=0.4))
-    base = {'task': 'push', 'mode': 'rig', 'config': 'config/learn_push.yaml', 'goal_prior': 'data',
-            'relabel': {'own': 0.1, 'prior': 0.5, 'future': 0.4}}
+    base = learn_result(goal_prior='data')
     assert not is_default({**base, 'overrides': {'vae.goal_prior': 'data'}}, cfg)
-    assert is_default({**base, 'overrides': {'vae.goal_bank_skew': -0.5}}, cfg)
-    recorded = {'goal_bank_skew': -0.5, 'goal_bank_pretrain_fraction': None, 'skew_vae_training': False}
-    assert is_default({**base, 'overrides': {}, 'goal_bank': recorded}, cfg)
-    assert not is_default({**base, 'overrides': {}, 'goal_bank': {**recorded, 'skew_vae_training': True}}, cfg)
+    skewed = {**base, 'goal_bank': {'goal_bank_skew': -0.5}}
+    assert is_default(skewed, cfg) and is_default({**skewed, 'overrides': {'vae.goal_bank_skew': -0.5}}, cfg)
+    assert not is_default({**skewed, 'goal_bank': {'goal_bank_skew': -0.5, 'skew_vae_training': True}}, cfg)
+    assert not is_default({**skewed, 'relabel': {'own': 0.2, 'prior': 0.0, 'future': 0.8}}, cfg)
+
+
+def test_a_result_names_its_variant_once():
+    """learn/<task>/<variant>.json: the tag after the config's own name, never the same word twice."""
+    from bench.learn_results import result_path, variant_name
+    assert variant_name('reach', None) == 'rig'
+    assert variant_name('reach', 'config/learn_reach.yaml', '_data_prior') == 'data_prior'
+    assert variant_name('push', 'config/learn_push_oracle.yaml', '_oracle') == 'oracle'
+    assert variant_name('push', '/abs/config/learn_push_oracle.yaml') == 'oracle'
+    no_prior = 'config/learn_reach_no_prior.yaml'
+    assert variant_name('reach', no_prior, '_no_prior_fitted_prior') == 'no_prior_fitted_prior'
+    assert variant_name('push', 'config/learn_push_no_prior.yaml', '_skew') == 'no_prior_skew'
+    assert variant_name('push', 'my_push.yaml', '_x') == 'my_push_x'
+    assert result_path('push', 'oracle').parts[-4:] == ('results', 'learn', 'push', 'oracle.json')
+
+
+def committed_results():
+    """Every result JSON kept in bench/results (the run directories under runs/ are scratch)."""
+    from bench.layout import RESULTS
+    return [p for p in sorted(RESULTS.rglob('*.json')) if 'runs' not in p.relative_to(RESULTS).parts]
+
+
+def test_every_committed_result_has_a_schema():
+    paths = committed_results()
+    assert len(paths) > 40
+    missing = [str(p) for p in paths if not isinstance(json.loads(p.read_text()).get('schema'), int)]
+    assert not missing, f'results without a schema: {missing}'
+
+
+def test_the_committed_learner_table_is_what_the_results_give():
+    """bench/results/learn/table.md is learn_table's rendering of the committed results (regenerate:
+    python -m bench.learn_table)."""
+    from bench.layout import LEARN
+    from bench.learn_table import collect, render
+    assert render(collect()) == (LEARN / 'table.md').read_text()
+
+
+def test_the_committed_results_page_is_what_the_results_give():
+    """docs/results.md is written from the result JSONs (python -m bench.results_doc): it cannot
+    drift from them."""
+    from bench.results_doc import DOC, main, render
+    assert render() == DOC.read_text(), 'docs/results.md is stale: run python -m bench.results_doc'
+    assert main(['--check']) == 0
+
+
+def test_the_results_page_refuses_a_result_of_an_unknown_schema(tmp_path, capsys):
+    """A result of a schema this code does not write stops the page (and the table), naming the file,
+    instead of being read for fields that may mean something else."""
+    import shutil
+
+    from bench.layout import RESULTS
+    from bench.learn_table import collect
+    from bench.results_doc import main, render
+    results = tmp_path / 'results'
+    shutil.copytree(RESULTS, results, ignore=shutil.ignore_patterns('runs', '*.png', '*.md', '*.jsonl'))
+    out = tmp_path / 'results.md'
+    assert main(['--results', str(results), '--out', str(out)]) == 0 and out.exists()   # the copy reads
+    path = results / 'learn' / 'push' / 'oracle.json'
+    path.write_text(json.dumps({**json.loads(path.read_text()), 'schema': 99}))
+    with pytest.raises(ValueError, match=r'oracle\.json: a learn result of schema 99'):
+        render(results)
+    with pytest.raises(ValueError, match='schema 99'):
+        collect(results / 'learn')
+    out.unlink()
+    assert main(['--results', str(results), '--out', str(out)]) == 2 and not out.exists()
+    assert 'schema 99' in capsys.readouterr().err
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != 'schema'}))
+    with pytest.raises(ValueError, match='schema None'):
+        render(results)

@@ -16,12 +16,12 @@ from ros_util import REPO, spawn_node, spin_until
 from sensor_msgs.msg import Image
 from std_msgs.msg import UInt64
 
-from rig import qos
-from rig.ros_params import dataclass_from_yaml_params
+from rig_base import qos
+from rig_base.image_msgs import image_to_numpy, numpy_to_image
+from rig_base.ros_params import dataclass_from_yaml_params
 from rig_perception import calibrate_view
 from rig_perception.camera_node import CameraConfig
 from rig_perception.drivers import CameraError, EndOfStream, FrameTimeout, OpenCVDriver, RealSenseDriver
-from rig_perception.image_msgs import image_to_numpy, numpy_to_image
 
 W, H = 64, 48
 # Frame i is COLOURS[i % 3] (RGB): channel order errors show as red <-> blue swaps.

@@ -16,21 +16,22 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
-from rig import qos
+from rig_base import qos
+from rig_base.image_msgs import latent_to_msg, msg_to_latent, numpy_to_image
 from rig_learn.agent import RIGAgent
 from rig_learn.config import LearnConfig
-from rig_perception.image_msgs import latent_to_msg, msg_to_latent, numpy_to_image
 from rig_trainer.online import TrainerConfig, agent_spec
 
 pytestmark = pytest.mark.ros
 STARTUP = 40.0
 
 
-def make_checkpoint(path, latent_dim=4, task='reach', grad_steps=0):
+def make_checkpoint(path, latent_dim=4, task='reach', grad_steps=0, scales=(0.0, 0.0)):
+    """A trainer's checkpoint; `scales` (action_scale, control_rate_hz) it was trained for, (0, 0): none yet."""
     cfg = LearnConfig(task=task)
     cfg.vae.latent_dim = latent_dim
     cfg.rl.hidden = (32, 32)
-    spec = agent_spec(TrainerConfig(task=task), cfg)
+    spec = agent_spec(TrainerConfig(task=task, action_scale=scales[0], control_rate_hz=scales[1]), cfg)
     agent = RIGAgent(cfg, spec=spec)
     agent.counters['grad_steps'] = grad_steps
     return agent.save(path)
@@ -182,6 +183,61 @@ def test_policy_answers_each_latent_in_time_and_refuses_a_mismatched_checkpoint(
     assert 'refusing checkpoint' in text and "task: checkpoint has 'push'" in text
 
 
+def test_policy_refuses_a_checkpoint_made_for_another_scale_and_keeps_its_own(ros_node, tmp_path):
+    """A real-cell policy (config/robot.yaml: 0.01 m x 10 Hz) offered a checkpoint trained for 0.02 m x
+    20 Hz (what a trainer on its old defaults made of the cell's bags) refuses it, says why with both
+    values, and drives on with the one it had; a checkpoint for its own scales it takes."""
+    cell = (0.01, 10.0)
+    ckpt = make_checkpoint(tmp_path / 'cell', grad_steps=10, scales=cell)
+    node = ros_node
+    cmds, in_use = [], []
+    node.create_subscription(TwistStamped, 'rig/cmd_raw', cmds.append, qos.COMMAND_QOS)
+    node.create_subscription(String, 'policy/checkpoint', lambda m: in_use.append(m.data), qos.LATCHED_QOS)
+    lat_pub = node.create_publisher(Image, 'rig/latent', qos.LATENT_QOS)
+    goal_pub = node.create_publisher(Image, 'rig/goal_latent', qos.GOAL_LATENT_QOS)
+    ck_pub = node.create_publisher(String, 'rig/checkpoint', qos.CHECKPOINT_QOS)
+
+    def latent():
+        msg = latent_to_msg(np.zeros(4), np.zeros(4), Image().header)
+        msg.header.stamp = node.get_clock().now().to_msg()
+        return msg
+
+    def answered():
+        n = len(cmds)
+        lat_pub.publish(latent())
+        return spin_until(node, lambda: len(cmds) > n, 5.0)
+    log = tmp_path / 'policy.log'
+    params = {'checkpoint': str(ckpt), 'task': 'reach', 'action_scale': cell[0], 'control_rate_hz': cell[1],
+              'operator_steps': 1000}
+    with spawn_node('rig_policy.policy_node', params, namespace='/g', log_path=log) as proc:
+        goal_pub.publish(latent_to_msg(np.ones(4), np.zeros(4), Image().header))
+        deadline = time.monotonic() + STARTUP
+        while not cmds and time.monotonic() < deadline:
+            lat_pub.publish(latent())
+            spin_until(node, lambda: bool(cmds), 0.3)
+        assert cmds, log.read_text()
+        assert spin_until(node, lambda: in_use and in_use[-1] == str(ckpt), 5.0), in_use
+
+        sim = make_checkpoint(tmp_path / 'sim_scale', grad_steps=10, scales=(0.02, 20.0))
+        ck_pub.publish(String(data=str(sim)))
+        assert spin_until(node, lambda: 'refusing checkpoint' in log.read_text(), 10.0), log.read_text()
+        text = log.read_text()
+        assert (f'refusing checkpoint {sim}: checkpoint {sim} was trained for another action scale or control rate'
+                in text), text
+        assert ('action_scale: checkpoint has 0.02, this policy has 0.01; '
+                'control_rate_hz: checkpoint has 20.0, this policy has 10.0; keeping ' + str(ckpt)) in text, text
+        assert answered(), 'the old checkpoint keeps driving'
+        v = cmds[-1].twist.linear
+        assert max(abs(v.x), abs(v.y)) <= 0.1 + 1e-6, 'at the cell\'s scale: 0.01 m x 10 Hz'
+        assert in_use[-1] == str(ckpt)
+
+        newer = make_checkpoint(tmp_path / 'cell2', grad_steps=20, scales=cell)
+        ck_pub.publish(String(data=str(newer)))
+        assert spin_until(node, lambda: in_use[-1] == str(newer), 10.0), log.read_text()
+        assert answered() and proc.poll() is None
+    assert log.read_text().count('refusing checkpoint') == 1
+
+
 def test_a_new_operator_goal_answers_the_frame_that_came_before_it(ros_node, tmp_path):
     """In lockstep the frame after a reset comes before the operator's goal and there is no other
     until a command: the policy answers it when the goal comes (if still fresh), not a stall later."""
@@ -249,7 +305,8 @@ def test_practice_mode_runs_episodes_with_imagined_goals_and_resets(ros_node, tm
     node.create_service(Trigger, 'sim/reset', on_reset)
     practice = node.create_client(SetBool, 'rig/practice')
     log = tmp_path / 'policy.log'
-    with spawn_node('rig_policy.policy_node', {'checkpoint': str(ckpt), 'episode_length': 5},
+    with spawn_node('rig_policy.policy_node', {'checkpoint': str(ckpt), 'episode_length': 5,
+                                               'action_scale': 0.01, 'control_rate_hz': 10.0},
                     namespace='/g', log_path=log) as proc:
         assert practice.wait_for_service(timeout_sec=STARTUP), log.read_text()
         fut = practice.call_async(SetBool.Request(data=True))
@@ -265,12 +322,14 @@ def test_practice_mode_runs_episodes_with_imagined_goals_and_resets(ros_node, tm
     ends = [e for e in events if e['event'] == 'end']
     assert len(starts) >= 2 and len(ends) >= 2, events
     assert starts[0]['goal_source'] == 'imagined' and len(starts[0]['goal_latent']) == 4
+    # each episode says what its commands are made with (the trainer rebuilds its actions with it)
+    assert all((e['action_scale'], e['control_rate_hz'], e['action_dim']) == (0.01, 10.0, 2) for e in starts), starts
     assert starts[0]['goal_latent'] != starts[1]['goal_latent'], 'each episode imagines a new goal'
     assert ends[0]['steps'] == 5
     assert len(resets) >= 2
-    # before any training the practice actions are uniform random: not all equal
+    # before any training the practice actions are uniform random: not all equal, up to 0.01 m x 10 Hz
     xs = {round(m.twist.linear.x, 4) for m in cmds}
-    assert len(xs) > 3
+    assert len(xs) > 3 and max(abs(x) for x in xs) <= 0.1 + 1e-6
 
 
 def test_trainer_survives_kill_9_and_resumes_without_losing_or_recounting(tmp_path):

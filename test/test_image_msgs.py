@@ -8,7 +8,7 @@ from rclpy.time import Time
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from rig_perception.image_msgs import UnsupportedImage, image_to_numpy, latent_to_msg, msg_to_latent, numpy_to_image
+from rig_base.image_msgs import UnsupportedImage, image_to_numpy, latent_to_msg, msg_to_latent, numpy_to_image
 
 RNG = np.random.default_rng(0)
 

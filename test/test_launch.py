@@ -9,10 +9,12 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 from launch_util import (
     FAST_TRAINER,
+    VENV_BIN,
     assert_last_bag_ends_cleanly,
     bag_summary,
     build_workspace,
@@ -21,6 +23,7 @@ from launch_util import (
     param_value,
     ros2,
     ros2_launch,
+    running,
     tooling_missing,
     topic_counts,
 )
@@ -150,6 +153,32 @@ def test_robot_launch_brings_up_every_node_waiting_for_its_driver(ws, tmp_path, 
         _assert_clean_stop(run, names)
 
 
+@pytest.mark.slow
+def test_robot_launch_rehearses_the_cell_in_simulation(ws, tmp_path):
+    """ros2 launch rig robot.launch.py arm:=sawyer sim_cell:=true trainer:=true practice:=true: the robot
+    graph against the simulated Sawyer and camera drivers, with its own config files: the trainer learns
+    from its bags, the policy acts on its checkpoints, the adapter homes the arm between episodes, and
+    Ctrl-C stops every process cleanly."""
+    from rig_learn import checkpoint as ck
+    from rig_trainer.online import latest_checkpoint
+    data = tmp_path / 'data'
+    with ros2_launch(ws, 'robot.launch.py', 'arm:=sawyer', 'sim_cell:=true', 'trainer:=true', 'practice:=true',
+                     f'data_dir:={data}', f'params_file:={ws["RIG_TEST_FAST_TRAINER"]}',
+                     log_path=tmp_path / 'launch.log') as run:
+        run.wait_for(lambda: topic_counts(ws, '/robot/joint_states') == (1, 1), 60,
+                     '/robot/joint_states: the simulated driver -> the arm adapter')
+        run.wait_for_log(r'\[policy\]: policy using \S+ \([1-9]\d* gradient steps\)', 240)
+        run.wait_for_log(r'moving home over', 120, count=2)
+        run.wait_for(lambda: len(_closed_bags(data)) >= 3, 120, 'three practice episodes recorded')
+        names = [n for exe in ('camera', 'encoder', 'policy', 'safety_filter', 'arm_adapter', 'recorder',
+                               'trainer', 'sim_cell') for n in _process_names(run.text(), exe)]
+        assert len(names) == 8, names
+        _assert_clean_stop(run, names)
+    assert_last_bag_ends_cleanly(data, 'actor0_ep')
+    ledger = ck.read_manifest(latest_checkpoint(data / 'checkpoints'))['trainer']
+    assert ledger['counters']['updates'] > 0 and len(ledger['ingested']) >= 1
+
+
 def test_robot_launch_for_a_servo_cell(ws, tmp_path):
     """cmd_topic:=/servo_node/delta_twist_cmds reset_service:=none: the filter feeds Servo, no reset."""
     with ros2_launch(ws, 'robot.launch.py', 'arm:=ur5e', 'camera:=topic', 'cmd_topic:=/servo_node/delta_twist_cmds',
@@ -183,6 +212,21 @@ def test_ros2_run_rig_is_the_cli_in_a_colcon_install(ws):
     assert r.returncode == 0, r.stdout + r.stderr
     assert 'COMMAND' in r.stdout and 'bring up the node graph' in r.stdout, r.stdout
     assert os.path.basename(ws['AMENT_PREFIX_PATH'].split(os.pathsep)[0]) == 'rig'
+
+
+def test_ros2_run_sim_cell_and_rig_home_in_trajectory_mode(ws, tmp_path):
+    """docs/real_robot.md, rehearsal: `ros2 run rig sim_cell` (the drivers alone) and `ros2 run rig home`
+    with the installed config/arm_ur5e.yaml in trajectory mode, which brings the simulated UR5e home."""
+    share = Path(ws['AMENT_PREFIX_PATH'].split(os.pathsep)[0]) / 'share' / 'rig' / 'config'
+    argv = [str(VENV_BIN / 'ros2'), 'run', 'rig', 'sim_cell', '--ros-args', '-p', 'arm:=ur5e', '-p', 'task:=reach']
+    with running(argv, ws, tmp_path / 'cell.log') as cell:
+        cell.wait_for_log(r'simulated ur5e driver', 60)
+        r = ros2(ws, 'run', 'rig', 'home', '--ros-args', '--params-file', str(share / 'arm_ur5e.yaml'),
+                 '-p', 'mode:=trajectory', timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert 'home reached' in r.stdout + r.stderr
+        assert cell.interrupt() == 0
+        assert 'executing a trajectory' in cell.text()
 
 
 def test_ctrl_c_in_the_middle_of_vae_pretraining_keeps_its_progress(ws, tmp_path):
@@ -277,9 +321,9 @@ def test_odd_camera_frames_during_practice_are_dropped_and_training_goes_on(ws, 
     from ros_util import rclpy_node
     from sensor_msgs.msg import Image
 
-    from rig import qos
+    from rig_base import qos
+    from rig_base.image_msgs import numpy_to_image
     from rig_learn import checkpoint as ck
-    from rig_perception.image_msgs import numpy_to_image
     from rig_trainer.online import latest_checkpoint
     data = tmp_path / 'data'
     rng = np.random.default_rng(0)

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from rig_base.config import ConfigError
 from rig_learn import CheckpointError, CheckpointMismatch, RIGAgent, load_checkpoint, make_task_env
 from rig_learn.testing import tiny_config
 
@@ -158,63 +159,38 @@ def test_checkpoint_without_goal_prior_loads_with_the_standard_normal(trained, t
     assert len(loaded.vae.goal_bank) == 0
 
 
-@pytest.mark.parametrize('share', [1.0, 0.0, 0.5])
-def test_data_goal_bank_keeps_the_pretraining_share_it_is_given(share):
-    """vae.goal_bank_pretrain_fraction: after a buffer refit the goal bank holds that share of
-    pretraining-image latents and the rest from the replay buffer (re-encoded by the same VAE)."""
-    torch.set_num_threads(1)
-    cfg = tiny_config(**{'vae.goal_prior': 'data', 'vae.goal_bank_pretrain_fraction': share, 'vae.goal_bank_size': 64})
-    agent = RIGAgent.from_config(cfg, make_task_env('toy_reach', seed=0))
-    agent.learn(120)   # refits at steps 100: the bank is rebuilt from the buffer and the pretraining set
-    bank = agent.vae.goal_bank.numpy()
-    pre = agent.encode(agent.pretrain_images)[0]
-    buf = agent.buffer.obs_feat[agent.buffer.written]
-    near = lambda z, ref: np.min(np.linalg.norm(z[:, None] - ref[None], axis=2), axis=1) < 1e-4
-    from_pre, from_buf = near(bank, pre), near(bank, buf)
-    assert len(bank) == 64 and np.all(from_pre | from_buf)
-    assert np.sum(from_pre & ~from_buf) == pytest.approx(64 * share, abs=0.5 if share in (0.0, 1.0) else 2)
-
-
-def test_skewed_goal_bank_favours_images_the_vae_finds_rare_and_skewed_refits_train_on_them():
+def test_skewed_goal_bank_favours_images_the_vae_finds_rare(monkeypatch):
     """vae.goal_bank_skew (Skew-Fit): after a refit the bank is resampled from candidate images with
-    weight p(x)^alpha (p from vae.log_density), so its images are rarer on average than the
-    candidates; with skew_vae_training the next refit's batches come from that weighted sample."""
-    from rig_learn.vae import log_density
+    weight p(x)^alpha (p from vae.log_density), so its latents are those of rarer images on average."""
+    import rig_learn.goals
     torch.set_num_threads(1)
-    cfg = tiny_config(**{'vae.goal_prior': 'data', 'vae.goal_bank_skew': -1.0, 'vae.skew_vae_training': True,
+    seen = []
+    density = rig_learn.goals.log_density
+    monkeypatch.setattr(rig_learn.goals, 'log_density',
+                        lambda vae, images: seen.append((images, *density(vae, images))) or seen[-1][1:])
+    cfg = tiny_config(**{'vae.goal_prior': 'data', 'vae.goal_bank_skew': -1.0,
                          'vae.goal_bank_size': 256, 'vae.skew_candidates': 150})
     agent = RIGAgent.from_config(cfg, make_task_env('toy_reach', seed=0))
     agent.learn(120)   # pretraining, then a refit at step 100
-    candidates, weights = agent._skew_sample
-    assert len(candidates) == 150 and weights.sum() == pytest.approx(1.0)
-    logp, latents = log_density(agent.vae, candidates)
-    expect = np.exp(-(logp - logp.min()))
-    np.testing.assert_allclose(weights, expect / expect.sum(), rtol=1e-4)
+    candidates, logp, latents = seen[-1]
+    assert len(candidates) == 150
     assert 'vae/skew_ess' in agent.last_metrics and 1.0 <= agent.last_metrics['vae/skew_ess'] < 150
     bank = agent.vae.goal_bank.numpy()
     row_of = np.argmin(np.linalg.norm(bank[:, None] - latents[None], axis=2), axis=1)
     assert np.allclose(bank, latents[row_of], atol=1e-4)       # every row is a candidate's latent mean
     assert logp[row_of].mean() < logp.mean() - 0.5 * logp.std()   # ... mostly the rare ones
-    # The next refit trains on the skewed sample: every batch image is one of the candidates.
-    seen = []
-    train_step = agent.vae_trainer.train_step
-    agent.vae_trainer.train_step = lambda batch: (seen.append(np.asarray(batch)), train_step(batch))[1]
-    agent.refit_vae(steps=3)
-    flat = candidates.reshape(len(candidates), -1)
-    n_pre = int(round(cfg.vae.batch_size * cfg.vae.refit_mix_pretrain))
-    for batch in seen:
-        rows = batch[:len(batch) - n_pre].reshape(len(batch) - n_pre, -1)
-        assert all((flat == row).all(axis=1).any() for row in rows)
-    assert agent._skew_sample[0] is not candidates   # ... and draws a new sample for the one after
+
+
+@pytest.mark.parametrize('retired', ['vae.goal_bank_pretrain_fraction', 'vae.skew_vae_training'])
+def test_retired_goal_options_are_refused_with_the_reason(retired):
+    with pytest.raises(ConfigError, match='retired'):
+        tiny_config(**{'vae.goal_prior': 'data', retired: 0.5})
 
 
 @pytest.mark.parametrize('overrides, message', [
     ({'vae.goal_prior': 'data', 'vae.goal_bank_skew': -1.5}, r'\[-1, 0\]'),
     ({'vae.goal_prior': 'standard', 'vae.goal_bank_skew': -1.0}, 'goal_prior data'),
-    ({'vae.goal_prior': 'data', 'vae.goal_bank_skew': -1.0, 'vae.goal_bank_pretrain_fraction': 0.5}, 'one of them'),
-    ({'vae.goal_prior': 'data', 'vae.skew_vae_training': True}, 'below 0'),
 ])
 def test_skew_options_that_contradict_each_other_are_refused(overrides, message):
-    from rig.config import ConfigError
     with pytest.raises(ConfigError, match=message):
         tiny_config(**overrides)

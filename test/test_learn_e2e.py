@@ -78,7 +78,7 @@ def test_baselines_run(mode):
     agent.learn(120)
     assert agent.vae is None and agent.counters['grad_steps'] > 0
     b = agent.buffer.sample(64)
-    assert set(np.unique(b['goal_source'])) <= {0, 2}
+    assert set(np.unique(b.goal_source)) <= {0, 2}
     res = agent.evaluate(make_task_env('toy_reach', seed=1), n_goals=2)
     assert np.isfinite(res.hand_distance).all()
 
@@ -95,7 +95,7 @@ def test_cli_train_and_eval(tmp_path):
     cfg = tmp_path / 'tiny.yaml'
     import yaml
 
-    from rig.config import to_dict
+    from rig_base.config import to_dict
     c = to_dict(tiny_config('toy_reach'))
     c['eval'].update({'every': 60, 'n_goals': 3})
     cfg.write_text(yaml.safe_dump(c))

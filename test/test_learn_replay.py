@@ -6,7 +6,7 @@ import torch
 from rig_learn import RIGAgent, make_task_env
 from rig_learn.config import LearnConfig, RelabelConfig
 from rig_learn.features import Featurizer, reward_fn
-from rig_learn.replay import FUTURE, OWN, PRIOR, ReplayBuffer
+from rig_learn.replay import FUTURE, OWN, PRIOR, Frame, ReplayBuffer
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def fill(buf, n_eps, T, d=3, seed=0):
         goal = np.full(d, -50.0 - e, np.float32)              # identifiable own goals
         def frame(t):
             v = np.array([e, t] + [0.0] * (d - 2), np.float32) + 0.01 * rng.standard_normal(d).astype(np.float32)
-            return {'image': None, 'state': v, 'achieved': v, 'feat': v, 'logvar': None}
+            return Frame(None, v, v, v)
         buf.start_episode(None, goal, goal, frame(0))
         for t in range(1, T + 1):
             buf.add_step(rng.uniform(-1, 1, 2), False, frame(t))
@@ -57,10 +57,10 @@ def test_relabel_fractions_and_recomputed_rewards():
     buf = make_buf()
     fill(buf, n_eps=40, T=20)
     b = buf.sample(20_000)
-    src = b['goal_source']
+    src = b.goal_source
     for code, want in ((OWN, 0.1), (PRIOR, 0.5), (FUTURE, 0.4)):
         assert abs(np.mean(src == code) - want) < 0.015, (code, np.mean(src == code))
-    idx, goal = b['index'], b['goal']
+    idx, goal = b.index, b.goal
     ep = buf.ep_of[idx]
     # own goals are the episode's goal; prior goals come from the prior; future goals are later frames of
     # the same episode
@@ -72,15 +72,15 @@ def test_relabel_fractions_and_recomputed_rewards():
     assert (fut[:, 1] > t_now + 0.5).all()                                    # strictly later frames
     # rewards recomputed for the relabelled goal from the next frame's features
     nxt_feat = buf.achieved[(idx + 1) % buf.capacity]
-    np.testing.assert_allclose(b['reward'], -np.linalg.norm(nxt_feat - goal, axis=1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(b.reward, -np.linalg.norm(nxt_feat - goal, axis=1), rtol=1e-5, atol=1e-5)
     # next_obs is the following frame of the same episode
-    np.testing.assert_allclose(b['next_obs'][:, 1], b['obs'][:, 1] + 1, atol=0.1)
+    np.testing.assert_allclose(b.next_obs[:, 1], b.obs[:, 1] + 1, atol=0.1)
 
 
 def test_relabel_fractions_are_config_not_collector_state():
     buf = make_buf(fr=RelabelConfig(own=0.2, prior=0.0, future=0.8))
     fill(buf, 10, 10)
-    src = buf.sample(10_000)['goal_source']
+    src = buf.sample(10_000).goal_source
     assert (src != PRIOR).all() and abs(np.mean(src == FUTURE) - 0.8) < 0.02
 
 
@@ -88,15 +88,15 @@ def test_future_relabelling_survives_ring_wraparound():
     buf = make_buf(capacity=97)
     fill(buf, n_eps=23, T=10)          # 253 frames through a 97-slot ring
     b = buf.sample(5000, fractions=[0, 0, 1])
-    ep = buf.ep_of[b['index']]
-    assert np.allclose(np.round(b['goal'][:, 0]), ep)
-    assert (b['goal'][:, 1] > buf.achieved[b['index'], 1] + 0.5).all()
-    assert np.allclose(b['next_obs'][:, 1], b['obs'][:, 1] + 1, atol=0.1)
+    ep = buf.ep_of[b.index]
+    assert np.allclose(np.round(b.goal[:, 0]), ep)
+    assert (b.goal[:, 1] > buf.achieved[b.index, 1] + 0.5).all()
+    assert np.allclose(b.next_obs[:, 1], b.obs[:, 1] + 1, atol=0.1)
     assert len(buf) <= 97
 
 
 def test_relabel_config_validation():
-    from rig.config import ConfigError
+    from rig_base.config import ConfigError
     with pytest.raises(ConfigError):
         LearnConfig(relabel=RelabelConfig(own=0.5, prior=0.5, future=0.5))
     with pytest.raises(ConfigError):   # the oracle's 'prior' goals come from a bank of env goals
@@ -117,14 +117,14 @@ def test_baselines_prior_relabelling_draws_env_goals(mode):
     assert bank.shape == (64, agent.featurizer.goal_dim) and np.isfinite(bank).all()
     assert len(np.unique(bank, axis=0)) > 32                       # distinct goals, not one repeated
     b = agent.buffer.sample(4000)
-    src = b['goal_source']
+    src = b.goal_source
     assert abs(np.mean(src == PRIOR) - 0.5) < 0.04
-    prior_goals = b['goal'][src == PRIOR]
+    prior_goals = b.goal[src == PRIOR]
     # every prior goal is a row of the bank
     assert (np.abs(prior_goals[:, None] - bank[None]).max(-1).min(1) < 1e-6).all()
-    nxt = agent.buffer.ach_feat[(b['index'] + 1) % agent.buffer.capacity]
-    nxt_lv = agent.buffer.ach_logvar[(b['index'] + 1) % agent.buffer.capacity]
-    np.testing.assert_allclose(b['reward'], agent.reward(nxt, nxt_lv, b['goal']), rtol=1e-5, atol=1e-5)
+    nxt = agent.buffer.ach_feat[(b.index + 1) % agent.buffer.capacity]
+    nxt_lv = agent.buffer.ach_logvar[(b.index + 1) % agent.buffer.capacity]
+    np.testing.assert_allclose(b.reward, agent.reward(nxt, nxt_lv, b.goal), rtol=1e-5, atol=1e-5)
     if mode == 'oracle':   # state goals from the env's goal distribution (not achieved states of the buffer)
         assert not np.isin(prior_goals[:, 0], agent.buffer.ach_feat[:, 0]).any()
 
@@ -164,7 +164,7 @@ def test_fitted_goal_prior_follows_the_buffer_latents_after_each_refit():
     np.testing.assert_allclose(goals.std(0), std, rtol=0.05)
     # prior relabelling draws from the same distribution
     batch = buf.sample(4000)
-    prior_goals = batch['goal'][batch['goal_source'] == PRIOR]
+    prior_goals = batch.goal[batch.goal_source == PRIOR]
     assert abs(prior_goals.mean(0) - mean).max() < 0.2 * std.max() + 1e-3
 
 
@@ -192,7 +192,7 @@ def test_data_goal_prior_draws_latents_of_seen_images_after_each_refit():
     np.testing.assert_array_equal(agent.vae.goal_prior_std.numpy(), 1.0)   # the Gaussian is unused
     # prior relabelling draws from the bank too
     batch = buf.sample(2000)
-    prior_goals = batch['goal'][batch['goal_source'] == PRIOR]
+    prior_goals = batch.goal[batch.goal_source == PRIOR]
     assert len(prior_goals) > 100
     assert np.linalg.norm(prior_goals[:, None] - bank[None], axis=2).min(1).max() < 1e-5
 
@@ -206,7 +206,7 @@ def test_standard_goal_prior_stays_unit_normal(tiny_toy_agent):
     agent.refit_vae(steps=5)
     np.testing.assert_array_equal(agent.vae.goal_prior_mean.numpy(), 0.0)
     np.testing.assert_array_equal(agent.vae.goal_prior_std.numpy(), 1.0)
-    from rig.config import ConfigError
+    from rig_base.config import ConfigError
     with pytest.raises(ConfigError):
         tiny_config(**{'vae.goal_prior': 'uniform'})
 

@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from rig.config import ConfigError, from_dict
+from rig_base.config import ConfigError, from_dict
+from rig_base.resources import config_dir
 from rig_learn import DeviceUnavailable, ToyReachEnv, check_env, resolve_device
 from rig_learn.config import LearnConfig, RLConfig
 from rig_learn.features import reward_fn
 from rig_learn.protocol import ProtocolError
-from rig_learn.rl import SAC, TD3, make_actor
-from rig_learn.runs import REPO_CONFIG, load_config
+from rig_learn.rl import SAC, TD3, TensorBatch, make_actor
+from rig_learn.runs import load_config
 from rig_learn.schedule import Schedule
 from rig_learn.vae import ConvVAE, VAETrainer, encode_images
 
@@ -68,9 +69,9 @@ def test_vae_shapes(arch, size, decoder):
 
 def _fixed_batch(n=256, inp=6, adim=2, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return {'x': torch.randn(n, inp, generator=g), 'x2': torch.randn(n, inp, generator=g),
-            'action': torch.rand(n, adim, generator=g) * 2 - 1, 'reward': -torch.rand(n, generator=g),
-            'done': torch.zeros(n)}
+    x, x2 = torch.randn(n, inp, generator=g), torch.randn(n, inp, generator=g)
+    action, reward = torch.rand(n, adim, generator=g) * 2 - 1, -torch.rand(n, generator=g)
+    return TensorBatch(x=x, action=action, reward=reward, x2=x2, done=torch.zeros(n))
 
 
 def make_rl(algo, cfg):
@@ -118,7 +119,7 @@ def test_td3_action_l2_keeps_the_policy_out_of_saturation():
         for _ in range(200):
             learner.update(b)
         with torch.no_grad():
-            return float(learner.actor(b['x']).abs().mean())
+            return float(learner.actor(b.x).abs().mean())
 
     plain, penalised = mean_abs_action(0.0), mean_abs_action(100.0)
     assert penalised < 0.5 * plain, (plain, penalised)
@@ -137,7 +138,7 @@ def test_cuda_device_fails_clearly_without_cuda():
 
 
 def test_learn_configs_load_strictly(tmp_path):
-    files = sorted(glob.glob(str(REPO_CONFIG / 'learn_*.yaml')))
+    files = sorted(glob.glob(str(config_dir() / 'learn_*.yaml')))
     assert files, 'config/learn_*.yaml missing'
     for f in files:
         cfg = load_config(path=f)

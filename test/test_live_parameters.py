@@ -26,9 +26,9 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import SetBool
 
-from rig import qos
-from rig.ros_params import parameter_specs
-from rig_perception.image_msgs import latent_to_msg
+from rig_base import qos
+from rig_base.image_msgs import latent_to_msg
+from rig_base.ros_params import parameter_specs
 
 pytestmark = pytest.mark.ros
 STARTUP = 40.0
@@ -75,7 +75,7 @@ def param_get(node: str, name: str) -> str:
     return r.stdout.strip().split()[-1]
 
 
-# -- the mechanism (rig.ros_params), on a plain rclpy node ----------------------------------------------
+# -- the mechanism (rig_base.ros_params), on a plain rclpy node ----------------------------------------------
 @dataclasses.dataclass
 class Limits:
     low: float = 0.0
@@ -97,8 +97,8 @@ DEMO_DESCRIPTIONS = {'rate': 'r', 'box': 'b', 'limits.low': 'l', 'limits.high': 
 
 
 def test_live_fields_are_validated_applied_and_announced_the_rest_is_read_only():
-    from rig.config import ConfigError
-    from rig.ros_params import declare_dataclass_parameters
+    from rig_base.config import ConfigError
+    from rig_base.ros_params import declare_dataclass_parameters
     context = rclpy.Context()
     rclpy.init(context=context)
     node = rclpy.create_node('demo', context=context)

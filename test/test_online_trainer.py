@@ -1,6 +1,7 @@
 """Online trainer core: bags in, checkpoints out; restart resumes without losing or recounting data."""
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,9 +10,9 @@ import pytest
 import yaml
 from rclpy.serialization import serialize_message
 
+from rig_base.image_msgs import numpy_to_image
 from rig_learn import checkpoint as ckpt
 from rig_learn.agent import RIGAgent
-from rig_perception.image_msgs import numpy_to_image
 from rig_trainer.bags import EpisodeBagWriter
 from rig_trainer.online import OnlineTrainer, TrainerConfig, latest_checkpoint
 
@@ -24,17 +25,22 @@ def _stamp(t_ns):
     return Time(sec=t_ns // 10**9, nanosec=t_ns % 10**9)
 
 
-def record_sim_episode(data_dir, name, env, rng, steps=20, latent_dim=4, t0=10**9, frame_msg=None):
-    """Random-action rollout of the real reach env, recorded as the graph would record it.
+def write_sim_episode(w, env, rng, episode=1, steps=20, latent_dim=4, t0=10**9, frame_msg=None,
+                      scales=(SCALE, RATE), record_scales=True, actions=None):
+    """Random-action rollout of the real reach env, written as the graph records it: the policy's start
+    event (with the scales it makes commands with, as the policy node sends it, unless not
+    `record_scales`: a bag from before), frames, commands v = a * scale * rate, end event.
 
-    frame_msg(i, image): the Image message to record for frame i instead of the image as rgb8."""
+    frame_msg(i, image): the Image message to record for frame i instead of the image as rgb8.
+    actions: a list the actions taken are appended to."""
     from geometry_msgs.msg import TwistStamped
     from std_msgs.msg import String
-    w = EpisodeBagWriter(data_dir, name)
     ms = 1_000_000
     goal = rng.standard_normal(latent_dim).tolist()
-    w.write('rig/episode', t0, serialize_message(String(data=json.dumps(
-        {'event': 'start', 'episode': 1, 'goal_source': 'imagined', 'goal_latent': goal}))))
+    start = {'event': 'start', 'episode': episode, 'goal_source': 'imagined', 'goal_latent': goal}
+    if record_scales:
+        start.update(action_scale=scales[0], control_rate_hz=scales[1], action_dim=2)
+    w.write('rig/episode', t0, serialize_message(String(data=json.dumps(start))))
     obs, _ = env.reset()
     for i in range(steps + 1):
         t = t0 + (i + 1) * 10 * ms
@@ -43,13 +49,21 @@ def record_sim_episode(data_dir, name, env, rng, steps=20, latent_dim=4, t0=10**
         w.write('camera/image_raw', t, serialize_message(msg))
         if i < steps:
             a = rng.uniform(-1, 1, 2)
+            if actions is not None:
+                actions.append(a)
             cmd = TwistStamped()
             cmd.header.stamp, cmd.header.frame_id = _stamp(t + 3 * ms), 'base_link'
-            cmd.twist.linear.x, cmd.twist.linear.y = (float(v) for v in a * SCALE * RATE)
+            cmd.twist.linear.x, cmd.twist.linear.y = (float(v) for v in a * scales[0] * scales[1])
             w.write('rig/cmd', t + 3 * ms, serialize_message(cmd))
             obs, *_ = env.step(a)
     w.write('rig/episode', t0 + (steps + 2) * 10 * ms, serialize_message(String(data=json.dumps(
-        {'event': 'end', 'episode': 1}))))
+        {'event': 'end', 'episode': episode}))))
+
+
+def record_sim_episode(data_dir, name, env, rng, **kw):
+    """One episode (write_sim_episode's arguments) as one closed bag `name`."""
+    w = EpisodeBagWriter(data_dir, name)
+    write_sim_episode(w, env, rng, **kw)
     return w.close()
 
 
@@ -274,7 +288,7 @@ def test_rig_train_and_the_bag_trainer_follow_the_schedule_of_one_learner_yaml(t
     """One learner YAML, two drivers: `rig train` (RIGAgent.learn) and the bag trainer count the same
     clock (transitions after the VAE pretraining), refit the VAE at the counts its refit_schedule
     names and make rl.updates_per_step updates per transition; change the YAML and both change."""
-    from rig.config import load_yaml
+    from rig_base.config import load_yaml
     from rig_learn.config import LearnConfig
     learn_yaml = write_tiny_learn_yaml(tmp_path / 'learn.yaml', refit_every=refit_every,
                                        updates_per_step=updates_per_step)
@@ -304,3 +318,122 @@ def test_rig_train_and_the_bag_trainer_follow_the_schedule_of_one_learner_yaml(t
     assert direct_refits == [n for n in expected if n < steps] and agent.counters['vae_refits'] == len(direct_refits)
     assert bag_refits == expected and trainer.counters['vae_fits'] == 1 + len(expected)
     assert agent.counters['grad_steps'] == trainer.counters['updates'] == steps * updates_per_step
+
+
+# -- scales travel with the data (docs/interfaces.md, "Scales") ---------------------------------------------
+CELL = (0.01, 10.0)          # config/robot.yaml: the real cell's policy
+
+
+def buffer_actions(trainer):
+    buf = trainer.learner.buffer
+    return buf.actions[buf._valid()]
+
+
+def test_actions_are_rebuilt_with_the_scales_the_bag_records(tmp_path, tiny_learn_yaml, reach_env, caplog):
+    """A bag made on the real cell (0.01 m x 10 Hz) gives back the actions its policy took: the trainer
+    (left at its defaults, 0) takes the scales from the episode, not from its parameters, and its
+    checkpoints say so; a restarted trainer keeps them, one given others refuses to go on."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / 'data'
+    taken = []
+    record_sim_episode(data, 'cell_ep000001', reach_env, rng, scales=CELL, actions=taken)
+    cfg = TrainerConfig(data_dir=str(data), task='reach', learn_config=str(tiny_learn_yaml))
+    assert (cfg.action_scale, cfg.control_rate_hz) == (0.0, 0.0), 'the default: from the data'
+    trainer = OnlineTrainer(cfg)
+    first = trainer.save_checkpoint()       # before any episode: bound to no scale yet
+    spec = ckpt.read_manifest(first)['spec']
+    assert spec['action_scale'] is None and spec['control_rate_hz'] is None
+    with caplog.at_level('INFO', logger='rig.trainer'):
+        assert trainer.ingest() == 20
+    assert trainer.scales == CELL
+    assert 'training for action_scale 0.01 m x control_rate_hz 10 Hz, as episode cell_ep000001/root/1' in caplog.text
+    np.testing.assert_allclose(buffer_actions(trainer), np.array(taken), atol=1e-5)
+    assert np.abs(np.array(taken)).max() > 0.9, 'full-size actions (not a quarter of them)'
+    spec = ckpt.read_manifest(trainer.save_checkpoint())['spec']
+    assert (spec['action_scale'], spec['control_rate_hz']) == CELL
+
+    resumed = OnlineTrainer(cfg)
+    assert resumed.scales == CELL and resumed.learner.model.spec['action_scale'] == 0.01
+    np.testing.assert_allclose(buffer_actions(resumed), np.array(taken), atol=1e-5)
+    assert OnlineTrainer(dataclasses.replace(cfg, action_scale=0.01, control_rate_hz=10.0)).scales == CELL
+    with pytest.raises(ckpt.CheckpointMismatch,
+                       match=r'action_scale: checkpoint has 0.01, this trainer has 0.02; '
+                             r'control_rate_hz: checkpoint has 10.0, this trainer has 20.0'):
+        OnlineTrainer(dataclasses.replace(cfg, action_scale=0.02, control_rate_hz=20.0))
+
+
+def test_an_episode_at_another_scale_is_refused_whole_recorded_and_not_retried(tmp_path, tiny_learn_yaml, reach_env,
+                                                                               caplog, monkeypatch):
+    import rig_trainer.online as online
+    rng = np.random.default_rng(0)
+    data = tmp_path / 'data'
+    w = EpisodeBagWriter(data, 'a_mixed')      # one bag, two episodes: the trainer's scales, the cell's
+    write_sim_episode(w, reach_env, rng, episode=1)
+    write_sim_episode(w, reach_env, rng, episode=2, t0=2 * 10**9, scales=CELL)
+    w.close()
+    record_sim_episode(data, 'b_cell', reach_env, rng, scales=CELL)
+    trainer = make_trainer(tmp_path, tiny_learn_yaml)      # given 0.02 x 20 Hz explicitly
+    with caplog.at_level('INFO', logger='rig.trainer'):
+        assert trainer.ingest() == 20, 'only the episode at the trainer\'s scales'
+    why = ('recorded with action_scale 0.01 m x control_rate_hz 10 Hz, the trainer trains for '
+           'action_scale 0.02 m x control_rate_hz 20 Hz')
+    assert trainer.refused_episodes == {'a_mixed/root/2': why, 'b_cell/root/1': why}
+    assert trainer.ingested == ['a_mixed', 'b_cell'] and trainer.bag_transitions == {'a_mixed': 20, 'b_cell': 0}
+    c = trainer.counters
+    assert (c['episodes'], c['transitions'], c['frames']) == (1, 20, 21), 'nothing of a refused episode counts'
+    refusals = [r for r in caplog.records if r.levelname == 'ERROR' and 'refusing episode' in r.getMessage()]
+    assert len(refusals) == 1, 'throttled: one line for the two'
+    assert f'refusing episode a_mixed/root/2: {why}; not ingested' in refusals[0].getMessage()
+    assert trainer.scales == (SCALE, RATE)
+    assert trainer.ingest() == 0, 'not retried'
+    saved = trainer.save_checkpoint()
+    assert ckpt.read_manifest(saved)['trainer']['refused_episodes'] == trainer.refused_episodes
+
+    read = []
+    real_read = online.read_episodes
+    monkeypatch.setattr(online, 'read_episodes', lambda bag, **kw: read.append(bag.name) or real_read(bag, **kw))
+    resumed = make_trainer(tmp_path, tiny_learn_yaml)
+    assert read == ['a_mixed'], 'a bag that gave nothing is not re-read'
+    assert resumed.learner.buffer.n_transitions == 20 and resumed.counters == trainer.counters
+    assert resumed.refused_episodes == trainer.refused_episodes
+    assert resumed.ingest() == 0 and read == ['a_mixed']
+
+
+def test_episodes_that_record_no_scales_use_the_trainers_or_wait_for_them(tmp_path, tiny_learn_yaml, reach_env,
+                                                                          caplog):
+    """Bags from before the start events carried the scales: taken at the trainer's values (one
+    warning); with none (defaults, no episode has said any) they wait, out of the ledger, until one does."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / 'data'
+    old_actions, new_actions = [], []
+    for k in range(2):
+        record_sim_episode(data, f'a_old{k}', reach_env, rng, scales=CELL, record_scales=False, actions=old_actions)
+    trainer = OnlineTrainer(TrainerConfig(data_dir=str(data), task='reach', learn_config=str(tiny_learn_yaml)))
+    with caplog.at_level('INFO', logger='rig.trainer'):
+        assert trainer.ingest() == 0 and trainer.ingest() == 0
+    assert trainer.ingested == [] and trainer.bad_bags == {} and trainer.waiting_for_scales == {'a_old0', 'a_old1'}
+    assert len(trainer.pending_bags()) == 2 and not trainer.caught_up
+    waits = [r for r in caplog.records if 'waits' in r.getMessage()]
+    assert len(waits) == 1 and 'give the trainer action_scale and control_rate_hz' in waits[0].getMessage()
+    record_sim_episode(data, 'b_new', reach_env, rng, scales=CELL, actions=new_actions)
+    caplog.clear()
+    with caplog.at_level('INFO', logger='rig.trainer'):
+        assert trainer.ingest() == 20       # b_new sets the scales ...
+        assert trainer.ingest() == 40       # ... and the old ones are read with them
+    assert trainer.scales == CELL and trainer.ingested == ['b_new', 'a_old0', 'a_old1']
+    np.testing.assert_allclose(buffer_actions(trainer), np.array(new_actions + old_actions), atol=1e-5)
+    warned = [r for r in caplog.records if 'records no action scale' in r.getMessage()]
+    assert len(warned) == 1 and r'action_scale 0.01 m x control_rate_hz 10 Hz' in warned[0].getMessage()
+
+    # A trainer given the scales takes such bags at once, at its values.
+    given = OnlineTrainer(TrainerConfig(data_dir=str(data), checkpoint_dir=str(tmp_path / 'given'), task='reach',
+                                        learn_config=str(tiny_learn_yaml), action_scale=0.01, control_rate_hz=10.0))
+    assert given.ingest() == 60
+    np.testing.assert_allclose(buffer_actions(given)[:40], np.array(old_actions), atol=1e-5)
+
+
+def test_scale_parameters_are_both_given_or_both_left_to_the_data(tmp_path):
+    with pytest.raises(ValueError, match='both be > 0, or both 0'):
+        OnlineTrainer(TrainerConfig(data_dir=str(tmp_path), action_scale=0.01))
+    with pytest.raises(ValueError, match='both be > 0, or both 0'):
+        OnlineTrainer(TrainerConfig(data_dir=str(tmp_path), action_scale=-0.01, control_rate_hz=10.0))

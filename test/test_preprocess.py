@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from rig.config import ConfigError, from_dict
+from rig_base.config import ConfigError, from_dict
 from rig_perception.preprocess import CropOutsideFrame, PreprocessConfig, crop_box, preprocess
 
 

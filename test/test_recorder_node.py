@@ -11,8 +11,8 @@ from ros_util import rclpy_node, spawn_node, spin_until
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from rig import qos
-from rig_perception.image_msgs import numpy_to_image
+from rig_base import qos
+from rig_base.image_msgs import numpy_to_image
 from rig_trainer.bags import list_closed_bags, read_episodes
 
 pytestmark = pytest.mark.ros
@@ -42,9 +42,11 @@ def test_episodes_are_recorded_to_closed_bags_that_read_back(ros_node, tmp_path)
             img = np.full((16, 16, 3), 10 * i, np.uint8)
             return numpy_to_image(img, 'rgb8', stamp=node.get_clock().now().to_msg())
 
+        # episode 1 as the policy sends it now (with its scales), episode 2 as before it did
+        scales = {1: {'action_scale': 0.01, 'control_rate_hz': 10.0, 'action_dim': 2}, 2: {}}
         for episode in (1, 2):
             ev_pub.publish(String(data=json.dumps({'event': 'start', 'episode': episode, 'goal_source': 'imagined',
-                                                   'goal_latent': [0.0, 1.0]})))
+                                                   'goal_latent': [0.0, 1.0], **scales[episode]})))
             spin_until(node, lambda: False, 0.1)
             for i in range(6):
                 img_pub.publish(frame(i))
@@ -66,6 +68,8 @@ def test_episodes_are_recorded_to_closed_bags_that_read_back(ros_node, tmp_path)
     assert all(b.name.startswith('simA_ep') for b in bags)
     episodes = [e for b in bags for e in read_episodes(b)]
     assert len(episodes) == 2
+    assert [(ep.action_scale, ep.control_rate_hz, ep.action_dim) for ep in episodes] == [(0.01, 10.0, 2),
+                                                                                          (None, None, None)]
     for ep, expect in zip(episodes, (0.1, 0.2)):
         assert ep.num_transitions == 5, ep.num_transitions
         np.testing.assert_allclose(ep.velocities[:, 1], expect, atol=1e-6)

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from rig.config import ConfigError, from_dict
+from rig_base.config import ConfigError, from_dict
 from rig_policy.safety import STOP_REASONS, Reason, SafetyConfig, SafetyFilter
 
 NOW = 100.0

@@ -17,8 +17,8 @@ from rclpy.executors import SingleThreadedExecutor
 from ros_util import REPO, spawn_node, spin_until
 from std_msgs.msg import Bool
 
-from rig.qos import COMMAND_QOS, ESTOP_QOS, ESTOP_VOLATILE_QOS, STATE_PUBLISHER_QOS
-from rig.ros_params import dataclass_from_yaml_params, parameter_specs, ros_params_section
+from rig_base.qos import COMMAND_QOS, ESTOP_QOS, ESTOP_VOLATILE_QOS, STATE_PUBLISHER_QOS
+from rig_base.ros_params import dataclass_from_yaml_params, parameter_specs, ros_params_section
 from rig_policy.safety import SafetyConfig
 from rig_policy.safety_filter_node import NODE_NAME, SafetyFilterNode
 

@@ -1,4 +1,4 @@
-"""rig.ros_params: dataclass <-> declared ROS parameters, and parameter-file checks (used by the safety filter).
+"""rig_base.ros_params: dataclass <-> declared ROS parameters, and parameter-file checks (used by the safety filter).
 
 In-process rclpy nodes on a private context: declaring parameters needs no discovery or subprocess.
 """
@@ -11,8 +11,8 @@ import pytest
 import rclpy
 from rclpy.parameter import Parameter
 
-from rig.config import ConfigError
-from rig.ros_params import dataclass_from_yaml_params, declare_dataclass_parameters, parameter_specs
+from rig_base.config import ConfigError
+from rig_base.ros_params import dataclass_from_yaml_params, declare_dataclass_parameters, parameter_specs
 from rig_policy.safety import SafetyConfig
 from rig_policy.safety_filter_node import DESCRIPTIONS as SAFETY_DESCRIPTIONS
 

@@ -13,8 +13,8 @@ from ros_util import spawn_node, spin_until
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
-from rig import qos
-from rig_perception.image_msgs import image_to_numpy
+from rig_base import qos
+from rig_base.image_msgs import image_to_numpy
 
 pytestmark = pytest.mark.ros
 

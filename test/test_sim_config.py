@@ -1,7 +1,7 @@
 """SimConfig validation and YAML loading: bad values must fail before MuJoCo starts."""
 import pytest
 
-from rig.config import ConfigError, from_dict
+from rig_base.config import ConfigError, from_dict
 from rig_sim import RigScene, SimConfig
 
 

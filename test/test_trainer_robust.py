@@ -67,7 +67,7 @@ def test_a_refit_runs_in_budgeted_slices_and_ends_as_one_refit_would(tmp_path, l
 
 
 def test_pretraining_in_slices_equals_one_call(tmp_path, learn_yaml):
-    from rig.config import load_yaml
+    from rig_base.config import load_yaml
     from rig_learn.agent import RIGAgent
     from rig_learn.config import LearnConfig
     learn = load_yaml(LearnConfig, str(learn_yaml))
@@ -101,7 +101,7 @@ def test_trainer_node_stops_mid_pretraining_in_time_and_a_resumed_trainer_contin
     from rclpy.executors import SingleThreadedExecutor
     from std_msgs.msg import String
 
-    from rig import qos
+    from rig_base import qos
     from rig_trainer.trainer_node import TrainerNode, TrainerNodeConfig
     rng = np.random.default_rng(0)
     for k in range(2):
@@ -161,3 +161,66 @@ def test_trainer_node_stops_mid_pretraining_in_time_and_a_resumed_trainer_contin
     assert resumed.counters == ledger['counters']
     resumed.train(budget_s=0.3)
     assert resumed.vae_job['done'] > done, 'the pretraining continues where it stopped'
+
+
+def test_trainer_node_takes_the_scales_of_the_data_and_reports_an_episode_at_others(tmp_path, learn_yaml, reach_env):
+    """The node left at its defaults (as docs/real_robot.md starts it): the first bag (the real cell's
+    0.01 m x 10 Hz) sets its scales and its checkpoints say so; an episode made at the sim's 0.02 x 20 is
+    refused, and rig/trainer_status (over DDS) counts it."""
+    import json
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from std_msgs.msg import String
+
+    from rig_base import qos
+    from rig_trainer.trainer_node import TrainerNode, TrainerNodeConfig
+    rng = np.random.default_rng(0)
+    data = tmp_path / 'data'
+    record_sim_episode(data, 'a_ep000000', reach_env, rng, scales=(0.01, 10.0))
+    record_sim_episode(data, 'a_ep000001', reach_env, rng, scales=(SCALE, RATE))
+    values = trainer_config(tmp_path, learn_yaml, action_scale=0.0, control_rate_hz=0.0)
+    core_log = logging.getLogger('rig.trainer')
+    saved_log = (core_log.handlers[:], core_log.level, core_log.propagate)
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    executor = SingleThreadedExecutor(context=context)
+    node = probe = None
+    try:
+        node = TrainerNode(TrainerNodeConfig(**values, scan_period_s=0.1), context=context)
+        probe = rclpy.create_node('probe', context=context)
+        status, announced = [], []
+        probe.create_subscription(String, 'rig/trainer_status', lambda m: status.append(json.loads(m.data)),
+                                  qos.LATCHED_QOS)
+        probe.create_subscription(String, 'rig/checkpoint', lambda m: announced.append(m.data), qos.CHECKPOINT_QOS)
+        executor.add_node(node)
+        executor.add_node(probe)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+                status and status[-1]['refused_episodes'] == 1 and status[-1]['pending_bags'] == 0
+                and announced and ckpt.read_manifest(announced[-1])['trainer']['refused_episodes']):
+            executor.spin_once(timeout_sec=0.05)
+        assert status, 'no rig/trainer_status'
+        last = status[-1]
+        assert last['refused_episodes'] == 1, (last, node.error)
+        assert (last['action_scale'], last['control_rate_hz']) == (0.01, 10.0)
+        assert last['counters']['transitions'] == 20 and last['counters']['episodes'] == 1
+        manifest = ckpt.read_manifest(announced[-1])
+        assert (manifest['spec']['action_scale'], manifest['spec']['control_rate_hz']) == (0.01, 10.0)
+        assert list(manifest['trainer']['refused_episodes']) == ['a_ep000001/root/1']
+        assert node.error is None
+    finally:
+        for n in (probe, node):
+            if n is not None:
+                n.destroy_node()
+        executor.shutdown(timeout_sec=1.0)
+        rclpy.try_shutdown(context=context)
+        core_log.handlers[:], core_log.level, core_log.propagate = saved_log
+
+
+def test_trainer_node_parameters_give_both_scales_or_neither():
+    from rig_base.config import ConfigError
+    from rig_trainer.trainer_node import TrainerNodeConfig
+    with pytest.raises(ConfigError, match='action_scale and control_rate_hz must both be > 0, or both 0'):
+        TrainerNodeConfig(action_scale=0.01)
+    assert TrainerNodeConfig().action_scale == 0.0 and TrainerNodeConfig(action_scale=0.01, control_rate_hz=10.0)

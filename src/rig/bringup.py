@@ -9,7 +9,7 @@ this process; every further actor is a process of its own (`rig up <graph> --nam
 --no-trainer`), and so is the trainer (`python -m rig_trainer.trainer_node`, what `ros2 run rig
 trainer` starts): actors and trainer run in parallel on as many cores as there are, as under `ros2
 launch`. The trainer's progress comes back on `rig/trainer_status` (`Graph.trainer_status`). Ctrl-C
-(or --duration) runs `rig.node_main.stop_nodes`, the shutdown every node executable uses (zero
+(or --duration) runs `rig_base.node_main.stop_nodes`, the shutdown every node executable uses (zero
 commands first, the open episode ended and its bag closed, then teardown), while the processes, sent
 SIGINT, do the same.
 """
@@ -26,22 +26,39 @@ import tempfile
 import time
 from pathlib import Path
 
+import rclpy
+import yaml
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.parameter import Parameter
+from rclpy.signals import SignalHandlerOptions
+from std_msgs.msg import String
+
 from rig import graph
+from rig_base import qos
+from rig_base.node_main import PARENT_ENV, CallbackGuard, stop_nodes, stop_with_parent
+from rig_base.ros_params import dataclass_from_yaml_params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('graph', choices=sorted(graph.GRAPHS), help='which graph: sim or robot')
-    for a in graph.ARGUMENTS:
-        if a.name in ('namespace', 'params_file'):   # rig up's own spelling of these, below
+    by_name: dict[str, list[graph.Argument]] = {}
+    for a in graph.ARGUMENTS:     # an argument may be declared per graph (e.g. trainer: its default)
+        by_name.setdefault(a.name, []).append(a)
+    for name, decls in by_name.items():
+        if name in ('namespace', 'params_file'):   # rig up's own spelling of these, below
             continue
-        where = '' if len(a.graphs) == 2 else f' [{a.graphs[0]} only]'
-        option = f'--{a.name.replace("_", "-")}'
+        a = decls[0]
+        graphs = [g for d in decls for g in d.graphs]
+        where = '' if len(graphs) == 2 else f' [{graphs[0]} only]'
+        default = a.default if len(decls) == 1 else ', '.join(f'{d.graphs[0]}: {d.default}' for d in decls)
+        help_text = ' / '.join(dict.fromkeys(d.description for d in decls))
+        option = f'--{name.replace("_", "-")}'
         if a.is_flag:
-            parser.add_argument(option, dest=a.name, action=argparse.BooleanOptionalAction, default=None,
-                                help=f'{a.description}{where} (default: {a.default})')
+            parser.add_argument(option, dest=name, action=argparse.BooleanOptionalAction, default=None,
+                                help=f'{help_text}{where} (default: {default})')
         else:
-            parser.add_argument(option, dest=a.name, default=None, choices=a.choices or None,
-                                help=f'{a.description}{where} (default: {a.default!r})')
+            parser.add_argument(option, dest=name, default=None, choices=a.choices or None,
+                                help=f'{help_text}{where} (default: {default!r})')
     parser.add_argument('--namespaces', '--namespace', dest='namespace', nargs='*', default=None,
                         help='one actor per namespace, all feeding one trainer (default: one actor, root)')
     parser.add_argument('--duration', type=float, default=0.0, help='stop after this many seconds (0: run)')
@@ -54,7 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def values(args) -> dict:
     """The graph arguments given on the command line (the rest take the graph's defaults)."""
-    given = {a.name: getattr(args, a.name, None) for a in graph.ARGUMENTS if a.name != 'params_file'}
+    given = {a.name: getattr(args, a.name, None) for a in graph.arguments(args.graph) if a.name != 'params_file'}
     return {k: (' '.join(v) if isinstance(v, list) else v) for k, v in given.items() if v is not None}
 
 
@@ -71,9 +88,7 @@ def parameter_files(args) -> list[str]:
 def check(args, nodes: list[graph.NodeLaunch]) -> list[str]:
     """Problems with the configuration: every section of every parameter file must name a node of
     the graph and fit that node's declared parameters (names and types)."""
-    import yaml
 
-    from rig.ros_params import dataclass_from_yaml_params
     problems = []
     config_of = {}
     for n in nodes:
@@ -120,9 +135,9 @@ def actor_argv(args, namespace: str) -> list[str]:
     known = {a.name for a in graph.arguments(args.graph)}
     argv = [sys.executable, '-m', 'rig', 'up', args.graph, '--namespaces', namespace]
     argv += ['--no-trainer'] if 'trainer' in known else []
-    for a in graph.ARGUMENTS:
+    for a in graph.arguments(args.graph):
         value = getattr(args, a.name, None)
-        if a.name in ('namespace', 'trainer', 'params_file') or a.name not in known or value is None:
+        if a.name in ('namespace', 'trainer', 'params_file', 'sim_cell') or value is None:
             continue
         option = f'--{a.name.replace("_", "-")}'
         argv += [option if value else f'--no-{a.name.replace("_", "-")}'] if a.is_flag else [option, str(value)]
@@ -134,14 +149,13 @@ def actor_argv(args, namespace: str) -> list[str]:
 
 class ChildProcess:
     """A part of the graph run as its own process: stopped with SIGINT as launch stops its processes,
-    and given SIGINT by the kernel should `rig up` die first (`rig.node_main.PARENT_ENV`)."""
+    and given SIGINT by the kernel should `rig up` die first (`rig_base.node_main.PARENT_ENV`)."""
 
     #: SIGINT -> SIGTERM -> SIGKILL, as launch escalates.
     SIGINT_GRACE_S = 5.0
     SIGTERM_GRACE_S = 2.0
 
     def __init__(self, name: str, argv: list[str]):
-        from rig.node_main import PARENT_ENV
         self.name = name
         self.proc = subprocess.Popen(argv, env=dict(os.environ, **{PARENT_ENV: str(os.getpid())}))
         self.interrupted_at: float | None = None
@@ -150,7 +164,6 @@ class ChildProcess:
     def node(cls, n: graph.NodeLaunch, param_files: list[str], ros_args: list[str], workdir: Path):
         """A node as `ros2 run` would start it: the same parameter files, node parameters and
         remappings it would get in-process or from launch."""
-        import yaml
         argv = [sys.executable, '-m', n.spec.factory.split(':')[0], '--ros-args', '-r', f'__node:={n.spec.name}']
         if n.namespace:
             argv += ['-r', f'__ns:={n.namespace}']
@@ -197,14 +210,7 @@ class Graph:
     `with Graph(args) as g: g.spin_until(...)`."""
 
     def __init__(self, args, extra_ros_args: list[str] | None = None):
-        import rclpy
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.parameter import Parameter
-        from rclpy.signals import SignalHandlerOptions
-        from std_msgs.msg import String
 
-        from rig import qos
-        from rig.node_main import CallbackGuard, stop_with_parent
 
         full = plan(args)
         #: The first actor's nodes run here; each further actor is a process of its own (so actors
@@ -301,9 +307,7 @@ class Graph:
         self._log(f'{name} FAILED ({why}); the other nodes go on')
 
     def close(self) -> None:
-        import rclpy
 
-        from rig.node_main import stop_nodes
         for proc in self.processes.values():   # stops alongside the nodes here
             proc.interrupt()
         if self.executor is not None:

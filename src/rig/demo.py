@@ -22,7 +22,20 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
+import rclpy
+from geometry_msgs.msg import TwistStamped
+from sensor_msgs.msg import Image
+from std_msgs.msg import String
+from std_srvs.srv import SetBool, Trigger
+from tqdm import tqdm
+
+from rig.bringup import Graph
+from rig.graph import namespaces
+from rig_base import qos
+from rig_base.image_msgs import image_to_numpy
 
 
 def parse(argv=None):
@@ -54,8 +67,6 @@ def main(argv=None) -> int:
               file=sys.stderr)
         return 2
     out.mkdir(parents=True, exist_ok=True)
-    from rig.bringup import Graph
-    from rig.graph import namespaces
     actors = namespaces(opts.namespaces)
     up = argparse.Namespace(graph='sim', task=opts.task, arm=opts.arm, data_dir=str(out / 'data'),
                             namespace=' '.join(actors), practice=True, params_file=opts.params_file, log_level='warn')
@@ -72,7 +83,6 @@ def run(g, opts, actors: list[str], out: Path, t_start: float) -> str:
     """Practise, let the trainer catch up, play the operator, write the report: all over ROS, so it
     drives any graph brought up with these actors (`rig up`, `ros2 launch`). `g` spins (`spin_until`),
     holds the newest `trainer_status` and an executor to add this side's nodes to."""
-    from tqdm import tqdm
     clients = [ActorClient(g, ns) for ns in actors]
     operator = Operator(g, actors[0])
 
@@ -174,12 +184,7 @@ class ActorClient:
     policy's `rig/practice` service, the checkpoint it runs (`policy/checkpoint`, latched)."""
 
     def __init__(self, g, namespace: str):
-        import rclpy
-        from geometry_msgs.msg import TwistStamped
-        from std_msgs.msg import String
-        from std_srvs.srv import SetBool
 
-        from rig import qos
         self.g, self.SetBool = g, SetBool
         self.node = rclpy.create_node('demo_actor', namespace=namespace or None)
         g.executor.add_node(self.node)
@@ -210,12 +215,7 @@ class Operator:
     the true distances from the bridge's `sim/state` (metrics only)."""
 
     def __init__(self, g, namespace: str = ''):
-        import rclpy
-        from sensor_msgs.msg import Image
-        from std_msgs.msg import String
-        from std_srvs.srv import Trigger
 
-        from rig import qos
         self.g = g
         self.node = rclpy.create_node('demo_operator', namespace=namespace or None)
         g.executor.add_node(self.node)
@@ -243,7 +243,6 @@ class Operator:
         return json.loads(future.result().message)
 
     def reach_goal(self, k: int, timeout: float = 120.0) -> dict:
-        from rig_perception.image_msgs import image_to_numpy
         self.call(self.reset)
         n_goals, n_events = len(self.goal_images), len(self.events)
         self.call(self.sample_goal)
@@ -269,9 +268,7 @@ class Operator:
 
 
 def write_report(out: Path, opts, actors: list[str], results: list[dict], counters: dict, times: dict) -> str:
-    import matplotlib
     matplotlib.use('Agg')
-    import matplotlib.pyplot as plt
     n = len(results)
     cols = min(n, 10)
     blocks = -(-n // cols)  # a block is a goal row over a reached row

@@ -11,6 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+
+import cv2
+import rclpy
+from rclpy.duration import Duration
+from sensor_msgs.msg import Image
+from std_srvs.srv import Trigger
+
+from rig_base import qos
+from rig_base.image_msgs import numpy_to_image
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_image(path: str):
-    import cv2
     bgr = cv2.imread(path, cv2.IMREAD_COLOR)
     if bgr is None:
         raise FileNotFoundError(f'cannot read an image from {path!r}')
@@ -42,13 +51,7 @@ def run(args) -> int:
             print(f'rig goal: {exc}', file=sys.stderr)
             return 2
 
-    import rclpy
-    from rclpy.duration import Duration
-    from sensor_msgs.msg import Image
-    from std_srvs.srv import Trigger
 
-    from rig import qos
-    from rig_perception.image_msgs import numpy_to_image
 
     rclpy.init()
     node = rclpy.create_node('rig_goal', namespace=args.namespace or None)
@@ -66,7 +69,6 @@ def run(args) -> int:
             print(f'goal from sim: {json.loads(future.result().message)}')
             return 0
         pub = node.create_publisher(Image, 'rig/goal_image', qos.GOAL_IMAGE_QOS)
-        import time
         deadline = time.monotonic() + args.timeout
         while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
             rclpy.spin_once(node, timeout_sec=0.1)

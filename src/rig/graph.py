@@ -17,6 +17,12 @@ import re
 import tempfile
 from pathlib import Path
 
+import yaml
+
+from rig_base.resources import config_dir
+from rig_sim.cell import cell_parameters
+from rig_sim.tasks import TASK_SPECS
+
 
 @dataclasses.dataclass(frozen=True)
 class Argument:
@@ -47,10 +53,16 @@ ARGUMENTS: tuple[Argument, ...] = (
              is_flag=True),
     Argument('trainer', 'true', 'start the trainer (false: actors only, e.g. when it runs in another launch)',
              graphs=('sim',), is_flag=True),
+    Argument('trainer', 'false', 'also start the trainer on this machine (default: it runs on the GPU machine)',
+             graphs=('robot',), is_flag=True),
+    Argument('sim_cell', 'false', 'rehearse in simulation: start simulated arm and camera drivers (rig_sim.cell_node) '
+             'that speak what the real ones speak, with the cell values of rig_sim.cell.cell_parameters',
+             graphs=('robot',), is_flag=True),
     Argument('params_file', '', "an extra parameter file, applied after the graph's own (`rig up`: "
              '--params-file, repeatable)'),
-    Argument('camera', 'realsense', 'camera configuration: config/camera_<camera>.yaml '
-             '(realsense, uvc or topic)', graphs=('robot',), choices=('realsense', 'uvc', 'topic')),
+    Argument('camera', '', "camera configuration: config/camera_<camera>.yaml (realsense, uvc or topic); "
+             "'' = realsense, or topic with sim_cell (the simulated camera publishes as realsense-ros does)",
+             graphs=('robot',), choices=('', 'realsense', 'uvc', 'topic')),
     Argument('cmd_topic', '', "send the safety filter's rig/cmd to this topic instead of the arm adapter "
              "(MoveIt Servo: /servo_node/delta_twist_cmds; the adapter then only publishes rig/ee_pose)",
              graphs=('robot',)),
@@ -92,6 +104,10 @@ SIM_NODES = (
     NodeSpec('trainer', 'trainer', 'rig_trainer.trainer_node:TrainerNode', 'rig_trainer.trainer_node:TrainerNodeConfig',
              ('task', 'arm', 'data_dir'), per_actor=False, own_process=True),
 )
+TRAINER = SIM_NODES[-1]
+#: The simulated drivers of `sim_cell:=true`: one per cell, outside the actor namespaces like real drivers.
+SIM_CELL = NodeSpec('sim_cell', 'sim_cell', 'rig_sim.cell_node:SimCellNode', 'rig_sim.cell_node:CellConfig',
+                    ('task', 'arm'), per_actor=False, own_process=True)
 
 ROBOT_NODES = (
     NodeSpec('camera', 'camera', 'rig_perception.camera_node:CameraNode', 'rig_perception.camera_node:CameraConfig'),
@@ -107,7 +123,7 @@ ROBOT_NODES = (
              'rig_trainer.recorder_node:RecorderConfig', ('data_dir',)),
 )
 
-GRAPHS = {'sim': SIM_NODES, 'robot': ROBOT_NODES}
+GRAPHS = {'sim': SIM_NODES, 'robot': ROBOT_NODES + (TRAINER, SIM_CELL)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +194,13 @@ def check_arguments(graph: str, values: dict) -> None:
                 flag(value)
             except ValueError as exc:
                 raise ValueError(f'{a.name}:={value!r}: {exc}') from None
-    namespaces(values.get('namespace', ''))
+    actors = namespaces(values.get('namespace', ''))
+    if graph == 'robot' and flag(values.get('sim_cell', 'false')):
+        if len(actors) > 1:
+            raise ValueError('sim_cell:=true simulates one cell: give at most one namespace')
+        if str(values.get('camera', '')) not in ('', 'topic'):
+            raise ValueError(f"sim_cell:=true: the simulated camera publishes a topic; camera:={values['camera']!r} "
+                             "cannot read it (use camera:=topic or leave it out)")
 
 
 def plan(graph: str, values: dict) -> list[NodeLaunch]:
@@ -191,9 +213,10 @@ def plan(graph: str, values: dict) -> list[NodeLaunch]:
         for spec in GRAPHS[graph]:
             if spec.per_actor:
                 out.append(NodeLaunch(spec, ns, _node_parameters(spec, ns, v), _remappings(graph, spec, v)))
-    if graph == 'sim' and flag(v['trainer']):
-        out += [NodeLaunch(spec, '', _node_parameters(spec, '', v), ())
-                for spec in GRAPHS[graph] if not spec.per_actor]
+    if flag(v['trainer']):
+        out.append(NodeLaunch(TRAINER, '', _node_parameters(TRAINER, '', v), ()))
+    if graph == 'robot' and flag(v['sim_cell']):
+        out.append(NodeLaunch(SIM_CELL, '', _node_parameters(SIM_CELL, '', v), ()))
     return out
 
 
@@ -219,38 +242,35 @@ def _remappings(graph: str, spec: NodeSpec, v: dict) -> tuple[tuple[str, str], .
     return tuple(remaps)
 
 
-def config_dir() -> Path:
-    """config/ of the source tree, or share/rig/config of an installed package."""
-    candidate = Path(__file__).resolve().parents[2] / 'config'
-    if candidate.is_dir():
-        return candidate
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        return Path(get_package_share_directory('rig')) / 'config'
-    except Exception as exc:  # noqa: BLE001 - any failure means: not installed
-        raise FileNotFoundError('cannot find rig config/ (neither source tree nor ROS install)') from exc
-
-
 def task_parameters(graph: str, task: str) -> dict:
     """What differs between tasks, as a parameter file's content: the horizon (practice episode length,
     operator steps) and the action dimension, both from the task suite's own definition."""
-    from rig_sim.tasks import TASK_SPECS
     spec = TASK_SPECS[task]
-    sections = {'policy': {'episode_length': spec.default_horizon, 'operator_steps': spec.default_horizon}}
-    if graph == 'sim':
-        sections['trainer'] = {'action_dim': 2 if spec.planar else 3}
+    sections = {'policy': {'episode_length': spec.default_horizon, 'operator_steps': spec.default_horizon},
+                'trainer': {'action_dim': 2 if spec.planar else 3}}
     return {f'/**/{node}': {'ros__parameters': p} for node, p in sections.items()}
 
 
 def task_parameter_file(graph: str, task: str) -> Path:
     """`task_parameters` written to a file, so both bring-up paths layer it below config/ like any
     other parameter file (a value in config/ or a user's file still wins)."""
-    import yaml
     text = (f'# generated by rig.graph.task_parameters({graph!r}, {task!r}): per-task graph values\n'
             + yaml.safe_dump(task_parameters(graph, task), sort_keys=True))
+    return _generated_file(f'{graph}_{task}.yaml', text)
+
+
+def cell_parameter_file(task: str, arm: str) -> Path:
+    """The simulated cell's own values (home pose over its table, workspace box around its task region:
+    `rig_sim.cell.cell_parameters`), layered after config/ as a lab's own cell file would be."""
+    text = (f'# generated by rig_sim.cell.cell_parameters({task!r}, {arm!r}): the simulated cell\'s values\n'
+            + yaml.safe_dump(cell_parameters(task, arm), sort_keys=True))
+    return _generated_file(f'sim_cell_{task}_{arm}.yaml', text)
+
+
+def _generated_file(name: str, text: str) -> Path:
     folder = Path(tempfile.gettempdir()) / 'rig-task-parameters'
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f'{graph}_{task}.yaml'
+    path = folder / name
     if not path.exists() or path.read_text() != text:
         tmp = path.with_suffix(f'.{os.getpid()}.tmp')
         tmp.write_text(text)
@@ -268,10 +288,12 @@ def parameter_files(graph: str, values: dict) -> list[Path]:
     extra = v['params_file']
     extra = [extra] if isinstance(extra, str) and extra else list(extra or [])
     if graph == 'robot':
-        names = ('safety_filter.yaml', 'robot.yaml', f'arm_{v["arm"]}.yaml', f'camera_{v["camera"]}.yaml')
+        camera = v['camera'] or ('topic' if flag(v['sim_cell']) else 'realsense')
+        names = ('safety_filter.yaml', 'robot.yaml', f'arm_{v["arm"]}.yaml', f'camera_{camera}.yaml')
     else:
         names = (f'{graph}.yaml',)
     missing = [f for f in extra if not Path(f).is_file()]
     if missing:
         raise FileNotFoundError(f'parameter file(s) not found: {missing}')
-    return files + [config_dir() / name for name in names] + [Path(f) for f in extra]
+    cell = [cell_parameter_file(v['task'], v['arm'])] if graph == 'robot' and flag(v['sim_cell']) else []
+    return files + [config_dir() / name for name in names] + cell + [Path(f) for f in extra]

@@ -19,7 +19,7 @@ import time
 import numpy as np
 import torch
 
-from rig.config import from_dict
+from rig_base.config import from_dict
 
 from . import checkpoint as ckpt
 from .config import LearnConfig
@@ -27,6 +27,7 @@ from .envs import unwrapped_call
 from .evaluate import EvalResult, evaluate
 from .learner import Learner
 from .model import DeviceUnavailable, InferenceModel, config_of, env_spec, resolve_device
+from .replay import Frame
 
 __all__ = ['RIG', 'RIGAgent', 'DeviceUnavailable', 'env_spec', 'resolve_device']
 
@@ -59,7 +60,6 @@ class RIGAgent:
     reward = property(lambda self: self.learner.reward)
     last_metrics = property(lambda self: self.learner.last_metrics)
     pretrain_images = property(lambda self: self.learner.pretrain_images)
-    _skew_sample = property(lambda self: self.model.goals.skew_sample)
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -104,17 +104,14 @@ class RIGAgent:
         return self.model.explore_features(obs_feat, goal_feat)
 
     # -- data --------------------------------------------------------------------------------------
-    def _frame(self, obs) -> dict:
-        img = np.asarray(obs['image'])
-        d = {'image': img, 'state': obs['state'], 'achieved': obs['achieved_goal_state'], 'logvar': None}
+    def _frame(self, obs) -> Frame:
+        img, state, achieved = np.asarray(obs['image']), obs['state'], obs['achieved_goal_state']
         if self.vae is not None:
-            d['feat'], d['logvar'] = self.model.encode(img)
-        elif self.cfg.mode == 'oracle':
-            d['feat'] = self.featurizer.obs(None, obs['state'])[0]
-            d['ach_feat'] = self.featurizer.achieved(None, obs['achieved_goal_state'])[0][0]
-        else:
-            d['feat'] = self.featurizer.obs(img)[0]
-        return d
+            return Frame(img, state, achieved, *self.model.encode(img))
+        if self.cfg.mode == 'oracle':
+            return Frame(img, state, achieved, self.featurizer.obs(None, state)[0],
+                         ach_feat=self.featurizer.achieved(None, achieved)[0][0])
+        return Frame(img, state, achieved, self.featurizer.obs(img)[0])
 
     def _make_buffer(self) -> None:
         self.learner.make_buffer(self.env)
@@ -181,7 +178,7 @@ class RIGAgent:
             goal_feat = self.goal_features({'image': goal_image, 'state': goal_state})
         frame = self._frame(obs)
         self.buffer.start_episode(goal_image, goal_state, goal_feat, frame)
-        self._obs_feat, self._goal_feat = frame['feat'], np.asarray(goal_feat, np.float32)
+        self._obs_feat, self._goal_feat = frame.feat, np.asarray(goal_feat, np.float32)
         self.reset_exploration()
         self._episode_open = True
 
@@ -214,7 +211,7 @@ class RIGAgent:
                 obs, _, terminated, truncated, info = self.env.step(action)
                 frame = self._frame(obs)
                 self.buffer.add_step(action, bool(terminated), frame)
-                self._obs_feat = frame['feat']
+                self._obs_feat = frame.feat
                 self.counters['env_steps'] += 1
                 if terminated or truncated:
                     self._episode_open = False

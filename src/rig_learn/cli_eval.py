@@ -15,11 +15,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    import torch
+    # Deferred: `rig eval --help` answers without importing torch and MuJoCo.
+    import torch  # noqa: PLC0415
 
-    from .agent import DeviceUnavailable
-    from .checkpoint import CheckpointError
-    from .runs import eval_run
+    from .agent import DeviceUnavailable  # noqa: PLC0415
+    from .checkpoint import CheckpointError  # noqa: PLC0415
+    from .runs import eval_run  # noqa: PLC0415
 
     if args.threads:
         torch.set_num_threads(args.threads)

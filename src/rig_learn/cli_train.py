@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from rig.config import ConfigError
+from rig_base.config import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,9 +34,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
-    from .agent import DeviceUnavailable, resolve_device
-    from .config import parse_overrides
-    from .runs import config_path_for, load_config, train_run
+    # Deferred: `rig train --help` (and `rig --help`) answer without importing torch and MuJoCo.
+    from rig_base.resources import learner_config  # noqa: PLC0415
+
+    from .agent import DeviceUnavailable, resolve_device  # noqa: PLC0415
+    from .config import parse_overrides  # noqa: PLC0415
+    from .runs import load_config, train_run  # noqa: PLC0415
 
     try:
         overrides = {'arm': args.arm, 'seed': args.seed, 'device': args.device, 'mode': args.mode,
@@ -45,7 +48,7 @@ def run(args) -> int:
         path = args.config
         if path is None and args.mode and args.mode != 'rig':
             # baselines have their own files: config/learn_<task>_<mode>.yaml
-            path = config_path_for(args.task, '_' + args.mode)
+            path = learner_config(args.task, '_' + args.mode)
             if path is None:
                 raise ConfigError(f'no config/learn_{args.task}_{args.mode}.yaml; pass --config')
         cfg = load_config(args.task, path, **overrides)

@@ -19,6 +19,11 @@ sees this loss divided by the number of pixels (Adam is invariant to that scale)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
+
+import yaml
+
+from rig_base.config import ConfigError, from_dict, to_dict
 
 MODES = ('rig', 'oracle', 'her_pixels')
 
@@ -48,17 +53,12 @@ class VAEConfig:
     # does (vae.dist_mu / dist_std). 'fitted' keeps imagined goals where the robot has already been,
     # and so explores less: on the 2,000-step reach run of test_learn_e2e it ended at 0.109 / 0.179 m
     # (seeds 0 / 1) against 0.064 / 0.055 m with N(0, I); over 3 seeds x 10k steps the two were
-    # within seed noise (bench/results/learn_table.md). 'data': latent means of images seen so far
+    # within seed noise (bench/results/learn/table.md). 'data': latent means of images seen so far
     # (the pretraining set and the replay buffer, re-encoded after every refit), a sample of the
     # VAE's aggregate posterior, which N(0, I) only approximates: imagined goals that some image
     # has, without a Gaussian's off-manifold combinations (Skew-Fit's buffer sampling with alpha = 0).
     goal_prior: str = 'standard'
     goal_bank_size: int = 4096      # goal_prior 'data': latents kept (a uniform subsample)
-    # goal_prior 'data': share of the goal bank drawn from the pretraining images' latents once the
-    # replay buffer has data. None draws uniformly from all images seen, so the buffer soon dominates
-    # (at 200k push steps the 10,000 pretraining images are 9% of them) and imagined goals drift to
-    # the states the policy already produces, such as a puck that has not moved.
-    goal_bank_pretrain_fraction: float | None = None
     # goal_prior 'data': Skew-Fit's skew (Pong et al. 2020, its alpha, in [-1, 0]). 0 keeps the bank a
     # uniform sample of the images seen. Below 0, after every refit `skew_candidates` images seen are
     # drawn uniformly and the bank is resampled from them with weight p(x)^alpha, p(x) the VAE's
@@ -67,12 +67,15 @@ class VAEConfig:
     # buffer holds. Skew-Fit used -1.
     goal_bank_skew: float = 0.0
     skew_candidates: int = 8192
-    # With goal_bank_skew: the next refit trains the VAE on that skewed sample instead of uniform
-    # buffer images (Skew-Fit's loop, which makes the VAE model rare states better as well). On push
-    # (seed 0, goal_bank_skew -0.5) it broke learning: the 10-goal evaluations left the puck where it
-    # started at every one up to 70k steps, when the run was stopped; the same skew without it moved
-    # the puck from 20k steps on.
-    skew_vae_training: bool = False
+
+    #: Options that benchmarks retired: {field: (its off value, why)} (rig_base.config drops them at
+    #: the off value, so older files and checkpoints still load).
+    RETIRED: ClassVar[dict] = {
+        'goal_bank_pretrain_fraction': (None, 'a fixed share of pretraining latents in the goal bank did '
+                                              'worse on push (docs/results.md)'),
+        'skew_vae_training': (False, 'training the VAE on the skewed sample broke learning on push '
+                                     '(docs/results.md); vae.goal_bank_skew alone is kept'),
+    }
 
 
 @dataclass
@@ -151,27 +154,18 @@ class LearnConfig:
         self.validate()
 
     def validate(self) -> None:
-        from rig.config import ConfigError
         if self.mode not in MODES:
             raise ConfigError(f'mode must be one of {MODES}, got {self.mode!r}')
         if self.vae.arch not in ('conv48', 'conv84'):
             raise ConfigError(f'vae.arch must be conv48 or conv84, got {self.vae.arch!r}')
         if self.vae.goal_prior not in ('data', 'fitted', 'standard'):
             raise ConfigError(f'vae.goal_prior must be data, fitted or standard, got {self.vae.goal_prior!r}')
-        f = self.vae.goal_bank_pretrain_fraction
-        if f is not None and not 0.0 <= f <= 1.0:
-            raise ConfigError(f'vae.goal_bank_pretrain_fraction must be in [0, 1] or null, got {f}')
         skew = self.vae.goal_bank_skew
         if not -1.0 <= skew <= 0.0:
             raise ConfigError(f'vae.goal_bank_skew must be in [-1, 0] (Skew-Fit alpha), got {skew}')
         if skew != 0.0 and self.vae.goal_prior != 'data':
             raise ConfigError(f'vae.goal_bank_skew skews the data goal bank: it needs vae.goal_prior data, '
                               f'got {self.vae.goal_prior!r}')
-        if skew != 0.0 and f is not None:
-            raise ConfigError('vae.goal_bank_skew and vae.goal_bank_pretrain_fraction both set how the goal bank '
-                              'is drawn: set one of them')
-        if self.vae.skew_vae_training and skew == 0.0:
-            raise ConfigError('vae.skew_vae_training needs vae.goal_bank_skew below 0')
         if self.vae.skew_candidates < 1:
             raise ConfigError(f'vae.skew_candidates must be >= 1, got {self.vae.skew_candidates}')
         if self.vae.goal_bank_size < 1:
@@ -210,9 +204,7 @@ class LearnConfig:
 def parse_overrides(items) -> dict:
     """['vae.beta=2.5', 'rl.hidden=[64, 64]'] -> {'vae.beta': 2.5, 'rl.hidden': [64, 64]} (values are
     YAML): the `--set` of `rig train` and the benches, the `learn_set` parameter of the trainer node."""
-    import yaml
 
-    from rig.config import ConfigError
     out = {}
     for item in items:
         key, sep, value = str(item).partition('=')
@@ -225,7 +217,6 @@ def parse_overrides(items) -> dict:
 def with_overrides(cfg: LearnConfig, overrides: dict) -> LearnConfig:
     """A validated copy of `cfg` with dotted keys set (None values ignored); an unknown key is a
     ConfigError naming it."""
-    from rig.config import ConfigError, from_dict, to_dict
     d = to_dict(cfg)
     for key, value in overrides.items():
         if value is None:
@@ -235,7 +226,7 @@ def with_overrides(cfg: LearnConfig, overrides: dict) -> LearnConfig:
             if not isinstance(node.get(p), dict):
                 raise ConfigError(f'unknown learner config key {key!r}')
             node = node[p]
-        if parts[-1] not in node:
+        if parts[-1] not in node and not (parts[:-1] == ['vae'] and parts[-1] in VAEConfig.RETIRED):
             raise ConfigError(f'unknown learner config key {key!r}')
         node[parts[-1]] = value
     return from_dict(LearnConfig, d)

@@ -7,6 +7,7 @@ these and asks the featurizer again after a VAE refit (`refresh`).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .vae import ConvVAE, decode_latents, encode_images
 
@@ -78,7 +79,6 @@ class VAEFeaturizer(Featurizer):
 
     @goal_bank.setter
     def goal_bank(self, bank: np.ndarray) -> None:
-        import torch
         self.vae.goal_bank = torch.as_tensor(bank, device=self.vae.goal_prior_mean.device)
 
     def sample_prior(self, rng: np.random.Generator, n: int) -> np.ndarray:
@@ -96,7 +96,6 @@ class VAEFeaturizer(Featurizer):
         z = z[np.all(np.isfinite(z), axis=1)]
         if len(z) < 2:
             return
-        import torch
         dev = self.vae.goal_prior_mean.device
         self.vae.goal_prior_mean.copy_(torch.as_tensor(z.mean(0), dtype=torch.float32, device=dev))
         self.vae.goal_prior_std.copy_(torch.as_tensor(np.maximum(z.std(0), min_std), dtype=torch.float32, device=dev))

@@ -20,6 +20,7 @@ import numpy as np
 
 from .config import LearnConfig
 from .envs import unwrapped_call
+from .vae import log_density
 
 
 class GoalStrategy(str, enum.Enum):
@@ -32,7 +33,6 @@ class GoalSampler:
     def __init__(self, featurizer, cfg: LearnConfig, rng: np.random.Generator):
         self.featurizer, self.cfg, self.rng = featurizer, cfg, rng
         self.strategy = GoalStrategy(cfg.vae.goal_prior if cfg.uses_vae else 'standard')
-        self.skew_sample: tuple[np.ndarray, np.ndarray] | None = None   # skew candidates, weights
         self.metrics: dict = {}
 
     def sample(self, n: int = 1, rng: np.random.Generator | None = None) -> np.ndarray:
@@ -64,23 +64,16 @@ class GoalSampler:
         if v.goal_bank_skew != 0.0:
             self._skew(encode, images, buffer, pretrain_images)
             return
-        size, share = v.goal_bank_size, v.goal_bank_pretrain_fraction
         parts = [buffer.obs_feat[buffer.written]] if images is None else []
         seen = images if images is not None else pretrain_images
         if seen is not None:
             parts.append(encode(seen)[0])
-        if share is not None and len(parts) == 2 and len(parts[0]):   # fixed shares: pretraining, buffer
-            n_seen = int(round(size * share))
-            pick = lambda z, n: z[self.rng.choice(len(z), min(n, len(z)), replace=False)]
-            parts = [pick(parts[1], n_seen), pick(parts[0], size - n_seen)]
-        self.featurizer.set_prior_bank(np.concatenate(parts), size, self.rng)
+        self.featurizer.set_prior_bank(np.concatenate(parts), v.goal_bank_size, self.rng)
 
     def _skew(self, encode, images, buffer, pretrain_images) -> None:
         """Skew-Fit: draw candidates uniformly from the images seen (`images` at pretraining, else the
         pretraining set and the replay buffer), weigh each by p(x)^alpha with the current VAE's density
-        estimate, and resample the goal bank from them by weight. The candidates and weights are kept
-        for vae.skew_vae_training's next refit."""
-        from .vae import log_density
+        estimate, and resample the goal bank from them by weight."""
         v = self.cfg.vae
         pre = images if images is not None else pretrain_images
         n_pre = 0 if pre is None else len(pre)
@@ -96,12 +89,10 @@ class GoalSampler:
         ok = np.isfinite(logp) & np.all(np.isfinite(latents), axis=1)
         if not ok.any():
             return
-        candidates, logp, latents = candidates[ok], logp[ok], latents[ok]
+        logp, latents = logp[ok], latents[ok]
         score = v.goal_bank_skew * logp.astype(np.float64)
         weights = np.exp(score - score.max())
         weights /= weights.sum()
         self.featurizer.set_goal_bank(latents[self.rng.choice(len(latents), v.goal_bank_size, p=weights)])
-        # (kept only for skewed refits: 8192 candidate images are 57 MB at 48x48)
-        self.skew_sample = (candidates, weights) if v.skew_vae_training else None
         # Effective sample size of the skewed sample: how many candidates the weight really rests on.
         self.metrics['vae/skew_ess'] = float(1.0 / np.sum(weights ** 2))

@@ -12,13 +12,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from rig.config import to_dict
+from rig_base.config import to_dict
 
 from . import checkpoint as ckpt
 from .features import reward_fn
 from .model import InferenceModel, config_of, resolve_device
-from .replay import ReplayBuffer
-from .rl import make_learner
+from .replay import Batch, ReplayBuffer
+from .rl import TensorBatch, make_learner
 from .schedule import Schedule
 from .vae import VAETrainer
 
@@ -105,12 +105,8 @@ class Learner:
         steps = self.schedule.refit_steps if steps is None else steps
         m = {}
         n_pre = int(round(v.batch_size * v.refit_mix_pretrain)) if self.pretrain_images is not None else 0
-        skewed = self.model.goals.skew_sample if v.skew_vae_training else None
         for _ in range(steps):
-            if skewed is not None:   # Skew-Fit: train on the last refit's skewed sample of images seen
-                batch = skewed[0][self.rng.choice(len(skewed[1]), v.batch_size - n_pre, p=skewed[1])]
-            else:
-                batch = self.buffer.sample_images(v.batch_size - n_pre)
+            batch = self.buffer.sample_images(v.batch_size - n_pre)
             if n_pre:
                 pre = self.pretrain_images[self.rng.integers(0, len(self.pretrain_images), n_pre)]
                 batch = np.concatenate([batch, pre])
@@ -132,11 +128,10 @@ class Learner:
         self.last_metrics.update(self.model.goals.metrics)
 
     # -- policy ----------------------------------------------------------------------------------------
-    def _batch_tensors(self, b: dict) -> dict:
+    def _batch_tensors(self, b: Batch) -> TensorBatch:
         t = lambda x: torch.as_tensor(x, dtype=torch.float32, device=self.device)
-        return {'x': t(np.concatenate([b['obs'], b['goal']], 1)),
-                'x2': t(np.concatenate([b['next_obs'], b['goal']], 1)),
-                'action': t(b['action']), 'reward': t(b['reward']), 'done': t(b['done'])}
+        return TensorBatch(x=t(np.concatenate([b.obs, b.goal], 1)), action=t(b.action), reward=t(b.reward),
+                           x2=t(np.concatenate([b.next_obs, b.goal], 1)), done=t(b.done))
 
     def train_step(self) -> dict:
         """One TD3/SAC update on a relabelled batch from the replay buffer."""

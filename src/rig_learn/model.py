@@ -12,12 +12,13 @@ checked against. The learner (`rig_learn.learner.Learner`) trains a model in pla
 """
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from rig.config import from_dict
+from rig_base.config import from_dict
 
 from . import checkpoint as ckpt
 from .config import LearnConfig
@@ -58,6 +59,40 @@ def model_spec(cfg: LearnConfig, action_dim: int, state_dim: int, goal_state_dim
             'action_low': [float(x) for x in (action_low if action_low is not None else [-1.0] * action_dim)],
             'action_high': [float(x) for x in (action_high if action_high is not None else [1.0] * action_dim)],
             'state_dim': int(state_dim), 'goal_state_dim': int(goal_state_dim), **extra}
+
+
+#: The spec keys that say how an action becomes a command: velocity (m/s) = action * action_scale *
+#: control_rate_hz. None (or absent): the checkpoint is bound to no scale yet (a trainer that has seen
+#: no episode recording them, or `rig train`, whose spec has the env's `env_action_scale` instead).
+SCALE_KEYS = ('action_scale', 'control_rate_hz')
+
+
+def same_scale(a, b) -> bool:
+    """Two scales (or rates) are the same one (JSON and YAML round trips aside)."""
+    return math.isclose(float(a), float(b), rel_tol=1e-6, abs_tol=1e-12)
+
+
+def scale_mismatches(spec: dict, wanted: dict, who: str = 'expected') -> list[str]:
+    """'key: checkpoint has x, <who> has y' for each key of `wanted` (SCALE_KEYS, action_dim) that the spec
+    records (not None) with another value; keys the spec does not record are not compared."""
+    out = []
+    for key, want in wanted.items():
+        have = spec.get(key)
+        if have is None or want is None:
+            continue
+        same = same_scale(have, want) if key in SCALE_KEYS else have == want
+        if not same:
+            out.append(f'{key}: checkpoint has {have!r}, {who} has {want!r}')
+    return out
+
+
+def check_scales(spec: dict, wanted: dict, where: str, who: str = 'expected') -> None:
+    """Raise CheckpointMismatch, naming both values, if the checkpoint was made for another action scale or
+    control rate than `wanted` ({'action_scale': s, 'control_rate_hz': r})."""
+    diffs = scale_mismatches(spec, wanted, who)
+    if diffs:
+        raise ckpt.CheckpointMismatch(f'checkpoint {where} was trained for another action scale or control rate '
+                                      f'(velocity = action * action_scale * control_rate_hz): ' + '; '.join(diffs))
 
 
 def env_spec(env, cfg: LearnConfig) -> dict:

@@ -1,13 +1,13 @@
 """PNG outputs: learning curves, goal / reconstruction / reached-image grids and goal maps (matplotlib Agg)."""
 from __future__ import annotations
 
+import matplotlib
+import matplotlib.pyplot as plt
 import numpy as np
 
 
 def _plt():
-    import matplotlib
     matplotlib.use('Agg', force=False)
-    import matplotlib.pyplot as plt
     return plt
 
 

@@ -40,6 +40,7 @@ message on the first violation.
 from __future__ import annotations
 
 import numpy as np
+from gymnasium import spaces
 
 REQUIRED_OBS_KEYS = ('image', 'state', 'desired_goal_image', 'desired_goal_state', 'achieved_goal_state')
 DISTANCE_KEYS = ('hand_distance', 'puck_distance', 'door_angle_error')
@@ -50,7 +51,6 @@ class ProtocolError(TypeError):
 
 
 def check_env(env, image_size: int | None = None) -> None:
-    from gymnasium import spaces
     a = env.action_space
     if not isinstance(a, spaces.Box) or len(a.shape) != 1:
         raise ProtocolError(f'action_space must be a 1-D Box, got {a}')

@@ -14,11 +14,38 @@ is recomputed for the chosen goal from the cached features of the next frame.
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .features import Featurizer
 
 OWN, PRIOR, FUTURE = 0, 1, 2
+
+
+class Frame(NamedTuple):
+    """One observation as the buffer stores it: the image (None where features need none), the state
+    and achieved-goal state (NaN where unknown, e.g. frames from a bag), its features and, from a VAE,
+    the latent log-variance; `ach_feat` only where achieved-goal features differ from `feat` (oracle)."""
+    image: np.ndarray | None
+    state: np.ndarray
+    achieved: np.ndarray
+    feat: np.ndarray
+    logvar: np.ndarray | None = None
+    ach_feat: np.ndarray | None = None
+
+
+class Batch(NamedTuple):
+    """A relabelled minibatch: features at t and t+1, the action, the reward recomputed for the goal,
+    and where each goal came from (OWN / PRIOR / FUTURE) and which buffer slot each row is."""
+    obs: np.ndarray
+    next_obs: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    done: np.ndarray
+    goal: np.ndarray
+    goal_source: np.ndarray
+    index: np.ndarray
 
 
 class ReplayBuffer:
@@ -53,7 +80,8 @@ class ReplayBuffer:
         self._valid_cache = None
 
     # -- writing ---------------------------------------------------------------------------------
-    def _write_frame(self, image, state, achieved, feat, logvar, ach_feat=None):
+    def _write_frame(self, frame: Frame) -> int:
+        image, state, achieved, feat, logvar, ach_feat = frame
         s = self.head
         old = self.ep_of[s]
         if old >= 0 and old != self.episode and self.ep_last[old % self.capacity] == s:
@@ -77,9 +105,8 @@ class ReplayBuffer:
         self._valid_cache = None
         return s
 
-    def start_episode(self, goal_image, goal_state, goal_feat, first: dict):
-        """Begin an episode with its (own) goal and first frame.
-        `first`: image, state, achieved, feat, logvar[, ach_feat]."""
+    def start_episode(self, goal_image, goal_state, goal_feat, first: Frame):
+        """Begin an episode with its (own) goal and first frame."""
         self.episode += 1
         self.n_episodes += 1
         e = self.episode % self.capacity
@@ -87,14 +114,14 @@ class ReplayBuffer:
         self.ep_goal_feat[e] = goal_feat
         if goal_image is not None and self.f.needs_images:
             self.ep_goal_images[self.episode] = np.asarray(goal_image, np.uint8).copy()
-        self._last = self._write_frame(**first)
+        self._last = self._write_frame(first)
 
-    def add_step(self, action, terminated: bool, nxt: dict):
+    def add_step(self, action, terminated: bool, nxt: Frame):
         """Record the transition from the last frame with `action` to the new frame `nxt`."""
         prev = self._last
         self.actions[prev] = action
         self.terminal[prev] = terminated
-        self._last = self._write_frame(**nxt)
+        self._last = self._write_frame(nxt)
         if self.ep_of[prev] == self.episode:   # (the ring may have just overwritten prev if capacity is tiny)
             self.has_next[prev] = True
 
@@ -117,7 +144,7 @@ class ReplayBuffer:
         idx = self.rng.choice(slots, size=n if replace else min(n, slots.size), replace=replace)
         return self.images[idx]
 
-    def sample(self, batch_size: int, fractions=None) -> dict:
+    def sample(self, batch_size: int, fractions=None) -> Batch:
         valid = self._valid()
         if valid.size == 0:
             raise RuntimeError('replay buffer holds no transitions yet')
@@ -140,9 +167,9 @@ class ReplayBuffer:
             fut = (idx[m] + off) % cap
             goal[m] = self.ach_feat[fut]
         reward = self.reward_fn(self.ach_feat[nxt], self.ach_logvar[nxt], goal)
-        return {'obs': self.obs_feat[idx], 'next_obs': self.obs_feat[nxt], 'action': self.actions[idx],
-                'reward': reward, 'done': self.terminal[idx].astype(np.float32), 'goal': goal,
-                'goal_source': source, 'index': idx}
+        return Batch(obs=self.obs_feat[idx], next_obs=self.obs_feat[nxt], action=self.actions[idx],
+                     reward=reward, done=self.terminal[idx].astype(np.float32), goal=goal,
+                     goal_source=source, index=idx)
 
     # -- re-encoding -------------------------------------------------------------------------------
     def refresh(self, featurizer: Featurizer | None = None, batch: int = 1024) -> None:

@@ -5,11 +5,21 @@ Inputs are concat(observation features, goal features); actions in [-1, 1].
 from __future__ import annotations
 
 import copy
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+
+class TensorBatch(NamedTuple):
+    """One update's minibatch on the device: x = [observation features, goal] at t, x2 the same at t+1."""
+    x: torch.Tensor
+    action: torch.Tensor
+    reward: torch.Tensor
+    x2: torch.Tensor
+    done: torch.Tensor
 
 
 def mlp(inp: int, hidden, out: int) -> nn.Sequential:
@@ -109,8 +119,8 @@ class TD3:
         return {'actor': self.actor, 'critic': self.critic, 'actor_target': self.actor_target,
                 'critic_target': self.critic_target, 'actor_opt': self.actor_opt, 'critic_opt': self.critic_opt}
 
-    def critic_loss(self, b) -> torch.Tensor:
-        x, a, r, x2, d = b['x'], b['action'], b['reward'], b['x2'], b['done']
+    def critic_loss(self, b: TensorBatch) -> torch.Tensor:
+        x, a, r, x2, d = b.x, b.action, b.reward, b.x2, b.done
         with torch.no_grad():
             noise = (_randn(a, self.gen) * self.cfg.target_noise).clamp(-self.cfg.target_noise_clip,
                                                                          self.cfg.target_noise_clip)
@@ -120,7 +130,7 @@ class TD3:
         q1, q2 = self.critic(x, a)
         return F.mse_loss(q1, y) + F.mse_loss(q2, y)
 
-    def update(self, b) -> dict:
+    def update(self, b: TensorBatch) -> dict:
         loss = self.critic_loss(b)
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -130,8 +140,8 @@ class TD3:
         if self.updates % self.cfg.policy_delay == 0:
             for p in self.critic.parameters():
                 p.requires_grad_(False)
-            a = self.actor(b['x'])
-            actor_loss = -self.critic(b['x'], a)[0].mean()
+            a = self.actor(b.x)
+            actor_loss = -self.critic(b.x, a)[0].mean()
             if self.cfg.action_l2:
                 actor_loss = actor_loss + self.cfg.action_l2 * a.pow(2).mean()
             self.actor_opt.zero_grad(set_to_none=True)
@@ -173,25 +183,25 @@ class SAC:
         with torch.no_grad():
             self.log_alpha.copy_(d['log_alpha'].to(self.device))
 
-    def critic_loss(self, b) -> torch.Tensor:
+    def critic_loss(self, b: TensorBatch) -> torch.Tensor:
         alpha = self.log_alpha.exp().detach()
         with torch.no_grad():
-            a2, logp2 = self.actor.sample(b['x2'], self.gen)
-            q1t, q2t = self.critic_target(b['x2'], a2)
-            y = b['reward'] + self.cfg.discount * (1 - b['done']) * (torch.min(q1t, q2t) - alpha * logp2)
-        q1, q2 = self.critic(b['x'], b['action'])
+            a2, logp2 = self.actor.sample(b.x2, self.gen)
+            q1t, q2t = self.critic_target(b.x2, a2)
+            y = b.reward + self.cfg.discount * (1 - b.done) * (torch.min(q1t, q2t) - alpha * logp2)
+        q1, q2 = self.critic(b.x, b.action)
         return F.mse_loss(q1, y) + F.mse_loss(q2, y)
 
-    def update(self, b) -> dict:
+    def update(self, b: TensorBatch) -> dict:
         loss = self.critic_loss(b)
         self.critic_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.critic_opt.step()
         for p in self.critic.parameters():
             p.requires_grad_(False)
-        a, logp = self.actor.sample(b['x'], self.gen)
+        a, logp = self.actor.sample(b.x, self.gen)
         alpha = self.log_alpha.exp().detach()
-        actor_loss = (alpha * logp - torch.min(*self.critic(b['x'], a))).mean()
+        actor_loss = (alpha * logp - torch.min(*self.critic(b.x, a))).mean()
         self.actor_opt.zero_grad(set_to_none=True)
         actor_loss.backward()
         self.actor_opt.step()

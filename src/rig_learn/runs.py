@@ -2,42 +2,36 @@
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import yaml
+from tqdm import tqdm
 
-from rig.config import load_yaml, to_dict
+from rig_base.config import load_yaml, to_dict
+from rig_base.resources import learner_config
 
+from . import plots
+from .agent import RIGAgent
 from .config import LearnConfig, with_overrides
-
-REPO_CONFIG = Path(__file__).resolve().parents[2] / 'config'
+from .envs import make_task_env
 
 
 def success_distance(task: str) -> float | None:
     """The task's success distance (rig_sim tasks; marked on goal maps), or None."""
-    try:
-        from rig_sim.tasks import HAND_SUCCESS_DISTANCE, PUCK_SUCCESS_DISTANCE
+    try:   # rig_sim (MuJoCo) is optional for the learner
+        from rig_sim.tasks import HAND_SUCCESS_DISTANCE, PUCK_SUCCESS_DISTANCE  # noqa: PLC0415
     except ImportError:
         return None
     return {'reach': HAND_SUCCESS_DISTANCE, 'push': PUCK_SUCCESS_DISTANCE}.get(task)
-
-
-def config_path_for(task: str, mode_suffix: str = '') -> Path | None:
-    """config/learn_<task>.yaml from the source tree or the installed share/rig/config."""
-    name = f'learn_{task}{mode_suffix}.yaml'
-    for d in (REPO_CONFIG, Path(sys.prefix) / 'share' / 'rig' / 'config'):
-        if (d / name).is_file():
-            return d / name
-    return None
 
 
 def load_config(task: str | None = None, path=None, **overrides) -> LearnConfig:
     """LearnConfig from `path` (or config/learn_<task>.yaml when it exists), then `overrides`
     (None values ignored)."""
     if path is None and task is not None:
-        path = config_path_for(task)
+        path = learner_config(task)
     cfg = load_yaml(LearnConfig, path, **({'task': task} if task and path is None else {}))
     if task is not None:
         overrides.setdefault('task', task)
@@ -97,11 +91,7 @@ def train_run(cfg: LearnConfig, steps: int, out_dir, progress: bool = True, env=
     Returns the final summary (also in eval.json)."""
     if max_wall_s is not None and not max_wall_s > 0:
         raise ValueError(f'max_wall_s must be > 0 seconds, got {max_wall_s!r}')
-    import yaml
 
-    from . import plots
-    from .agent import RIGAgent
-    from .envs import make_task_env
 
     # Environments first: a bad task or env factory fails before anything is written.
     env = env or make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed, factory=cfg.env, horizon=cfg.horizon)
@@ -121,7 +111,6 @@ def train_run(cfg: LearnConfig, steps: int, out_dir, progress: bool = True, env=
         timing['pretrain_s'] = time.perf_counter() - t
     bar = None
     if progress:
-        from tqdm import tqdm
         bar = tqdm(total=steps, unit='step', dynamic_ncols=True, mininterval=0.5, desc=f'{cfg.task}/{cfg.mode}')
     state = {'eval': float('nan'), 't_loop': time.perf_counter(), 'grad0': agent.counters['grad_steps']}
 
@@ -179,9 +168,6 @@ def train_run(cfg: LearnConfig, steps: int, out_dir, progress: bool = True, env=
 def eval_run(path, n_goals: int | None = None, seed: int | None = None, device: str | None = None,
              env=None, grid: bool = True) -> dict:
     """Re-evaluate a run directory (its checkpoint/) or a checkpoint directory."""
-    from . import plots
-    from .agent import RIGAgent
-    from .envs import make_task_env
 
     path = Path(path)
     ck = path / 'checkpoint' if (path / 'checkpoint').is_dir() else path

@@ -1,12 +1,13 @@
 """Tiny configurations for tests and smoke runs (small networks, short schedules)."""
 from __future__ import annotations
 
+from rig_base.config import from_dict, to_dict
+
 from .config import EvalConfig, LearnConfig, RLConfig, VAEConfig
 
 
 def tiny_config(task: str = 'toy_reach', mode: str = 'rig', seed: int = 0, **kw) -> LearnConfig:
     relabel = {} if mode == 'rig' else {'relabel': {'own': 0.2, 'prior': 0.0, 'future': 0.8}}
-    from rig.config import from_dict, to_dict
     cfg = LearnConfig(
         task=task, seed=seed,
         vae=VAEConfig(latent_dim=4, beta=5.0, batch_size=16, pretrain_images=200, pretrain_steps=20,

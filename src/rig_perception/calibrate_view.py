@@ -16,9 +16,15 @@ import argparse
 import sys
 import time
 
+import cv2
 import numpy as np
+import rclpy
+from sensor_msgs.msg import Image
 
-from rig.config import ConfigError
+from rig_base.config import ConfigError
+from rig_base.image_msgs import image_to_numpy
+from rig_base.qos import CAMERA_SUBSCRIBER_QOS
+from rig_perception.drivers import CameraError, OpenCVDriver, RealSenseDriver, _parse_device
 from rig_perception.preprocess import CropOutsideFrame, PreprocessConfig, crop_box, preprocess
 
 RECT_COLOUR = (0, 255, 0)   # RGB
@@ -55,7 +61,6 @@ def grab_frame(args) -> np.ndarray:
     """One RGB frame from the requested source (CameraError / TimeoutError if none comes)."""
     if args.driver == 'topic':
         return _grab_from_topic(args.topic, args.timeout)
-    from rig_perception.drivers import OpenCVDriver, RealSenseDriver, _parse_device
     if args.driver == 'realsense':
         driver = RealSenseDriver(serial=args.serial, width=args.width, height=args.height, fps=args.fps,
                                  timeout_s=args.timeout)
@@ -74,11 +79,7 @@ def grab_frame(args) -> np.ndarray:
 
 
 def _grab_from_topic(topic: str, timeout: float) -> np.ndarray:
-    import rclpy
-    from sensor_msgs.msg import Image
 
-    from rig.qos import CAMERA_SUBSCRIBER_QOS
-    from rig_perception.image_msgs import image_to_numpy
     rclpy.init()
     try:
         node = rclpy.create_node('calibrate_view')
@@ -97,7 +98,6 @@ def _grab_from_topic(topic: str, timeout: float) -> np.ndarray:
 
 def compose_view(rgb: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """Frame with the crop rectangle, and beside it the VAE input enlarged to the frame height."""
-    import cv2
     x, y, w, h = crop_box(rgb.shape[0], rgb.shape[1], cfg)
     view = np.ascontiguousarray(rgb.copy())
     thickness = max(1, min(rgb.shape[:2]) // 200)
@@ -115,9 +115,7 @@ def compose_view(rgb: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
 
 
 def run(args) -> int:
-    import cv2
 
-    from rig_perception.drivers import CameraError
     try:
         cfg = PreprocessConfig(*args.crop, size=args.size)
         rgb = grab_frame(args)

@@ -31,12 +31,13 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import UInt64
 
-from rig.config import ConfigError
-from rig.node_main import run_node
-from rig.qos import CAMERA_PUBLISHER_QOS, CAMERA_SUBSCRIBER_QOS, COUNTER_QOS
-from rig.ros_params import declare_dataclass_parameters
+from rig_base.config import ConfigError
+from rig_base.image_msgs import UnsupportedImage, image_to_numpy, numpy_to_image
+from rig_base.msgs import stamp_from_seconds, stamp_seconds
+from rig_base.node_main import run_node
+from rig_base.qos import CAMERA_PUBLISHER_QOS, CAMERA_SUBSCRIBER_QOS, COUNTER_QOS
+from rig_base.ros_params import declare_dataclass_parameters
 from rig_perception.drivers import CameraError, EndOfStream, make_driver
-from rig_perception.image_msgs import UnsupportedImage, image_to_numpy, numpy_to_image
 from rig_perception.preprocess import CropOutsideFrame, PreprocessConfig, crop_box, preprocess
 
 NODE_NAME = 'camera'
@@ -113,11 +114,6 @@ DESCRIPTIONS = {
 #: Settable at run time (`ros2 param set`, e.g. while calibrating the view): the crop, read at each
 #: frame. The rest is read-only: driver, device, topics, rate and output are set up at start.
 LIVE_PARAMETERS = ('preprocess.crop_x', 'preprocess.crop_y', 'preprocess.crop_width', 'preprocess.crop_height')
-
-
-def stamp_from_seconds(t: float) -> TimeMsg:
-    sec = math.floor(t)
-    return TimeMsg(sec=int(sec), nanosec=min(int(round((t - sec) * 1e9)), 999_999_999))
 
 
 class DropCounter:
@@ -212,7 +208,7 @@ class CameraNode(Node):
                                       throttle_duration_sec=LOG_THROTTLE_S)
             return
         stamp = msg.header.stamp
-        t = stamp.sec + stamp.nanosec * 1e-9
+        t = stamp_seconds(stamp)
         if t == 0.0:                             # unstamped source: arrival time is the best we have
             t = time.time()
             stamp = stamp_from_seconds(t)

@@ -15,6 +15,7 @@ import threading
 import time
 from typing import Protocol
 
+import cv2
 import numpy as np
 
 
@@ -78,7 +79,6 @@ class OpenCVDriver:
         return f'opencv {"camera" if self.live else "file"} {self.source!r}'
 
     def open(self) -> None:
-        import cv2
         if not self.live and not os.path.exists(str(self.source)):
             raise CameraError(f'video file {self.source!r} does not exist')
         if self.live and isinstance(self.source, str) and not os.path.exists(self.source):
@@ -109,7 +109,6 @@ class OpenCVDriver:
         self._next_t = time.time()
 
     def read(self) -> tuple[np.ndarray, float]:
-        import cv2
         if self._cap is None:
             raise CameraError(f'{self.describe()} is not open')
         if self.live:
@@ -218,8 +217,8 @@ class RealSenseDriver:
 
     @staticmethod
     def _rs():
-        try:
-            import pyrealsense2 as rs
+        try:   # deferred: only RealSense cameras need it, and its wheel is not on every platform
+            import pyrealsense2 as rs  # noqa: PLC0415
         except ImportError as e:
             raise CameraError(f'pyrealsense2 is not usable ({e}); pip install pyrealsense2 '
                               '(it needs libusb-1.0 on the system)') from e

@@ -16,15 +16,18 @@ import sys
 import time
 
 import numpy as np
+import torch
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from rig import qos
-from rig.config import ConfigError
-from rig.node_main import run_node
-from rig.ros_params import declare_dataclass_parameters
-from rig_perception.image_msgs import UnsupportedImage, image_to_numpy, latent_to_msg, numpy_to_image
+from rig_base import qos
+from rig_base.config import ConfigError
+from rig_base.image_msgs import UnsupportedImage, image_to_numpy, latent_to_msg, numpy_to_image
+from rig_base.node_main import run_node
+from rig_base.ros_params import declare_dataclass_parameters
+from rig_learn.checkpoint import CheckpointError
+from rig_learn.model import InferenceModel, resolve_device
 from rig_perception.preprocess import PreprocessConfig, preprocess
 
 
@@ -69,9 +72,7 @@ class EncoderNode(Node):
         super().__init__('encoder', **node_kwargs)
         self.cfg: EncoderConfig = declare_dataclass_parameters(self, cfg or EncoderConfig(), DESCRIPTIONS,
                                                                  live=LIVE_PARAMETERS)
-        import torch
         torch.set_num_threads(max(1, self.cfg.torch_threads))
-        from rig_learn.model import resolve_device
         resolve_device(self.cfg.device)   # -p device:=cuda without a GPU: one clear line, exit 2, at start
         self.model = None
         self.checkpoint_path = ''
@@ -94,8 +95,6 @@ class EncoderNode(Node):
     # -- checkpoints --------------------------------------------------------------------------------
     def load(self, path: str) -> bool:
         """Load a checkpoint; on any problem keep the current one and say why."""
-        from rig_learn.checkpoint import CheckpointError
-        from rig_learn.model import InferenceModel
         expected = {'task': self.cfg.task} if self.cfg.task else {}
         if self.model is not None:
             # The latent space may change, the picture size may not: the camera crop was set up for it.

@@ -11,7 +11,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from rig.config import ConfigError
+from rig_base.config import ConfigError
 
 
 @dataclasses.dataclass

@@ -25,6 +25,10 @@ answers when it is there, or failed. While homing, `rig/cmd` is ignored: one nod
 velocity output, so the policy's watchdog zeros cannot fight the reset. The policy calls it between
 practice episodes (`reset_service: rig/home`).
 
+E-stop: `rig/estop` (std_msgs/Bool, latched or volatile publishers) is heard here as well as in the
+safety filter, since the move home does not pass through the filter: true stops a move home (the
+service answers failure), zeroes the output and refuses rig/cmd and rig/home until false.
+
 Run: `python -m rig_policy.arm_adapter_node --ros-args --params-file config/arm_ur5e.yaml`
 """
 from __future__ import annotations
@@ -37,16 +41,20 @@ import time
 import mujoco
 import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.duration import Duration
 from rclpy.node import Node
+from rclpy.task import Future
 from sensor_msgs.msg import JointState
+from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 
-from rig.config import ConfigError
-from rig.node_main import run_node
-from rig.qos import COMMAND_QOS, STATE_PUBLISHER_QOS, STATE_SUBSCRIBER_QOS
-from rig.ros_params import declare_dataclass_parameters
-from rig_policy.home_pose import home_outcome, plan_home, tracking_velocity
+from rig_base.config import ConfigError
+from rig_base.msgs import twist_velocity
+from rig_base.node_main import run_node
+from rig_base.qos import COMMAND_QOS, ESTOP_QOS, ESTOP_VOLATILE_QOS, STATE_PUBLISHER_QOS, STATE_SUBSCRIBER_QOS
+from rig_base.ros_params import declare_dataclass_parameters
+from rig_policy.home_pose import HOME_MOVE_DESCRIPTIONS, HomeMove
 from rig_policy.joint_commands import VELOCITY_TYPES, velocity_message
 from rig_policy.kinematics import ARMS, ArmKinematics, SolverConfig, rotation_error
 
@@ -59,9 +67,6 @@ SHUTDOWN_ACK_TIMEOUT_S = 1.0
 
 
 # Message type of each output: UR forward controllers take a bare array; the Sawyer relay needs names.
-# Episode reset poses when `home` is not set: hand above the table, clear of singularities.
-DEFAULT_HOME = {'ur5e': (-0.470, -1.735, 2.480, -2.275, -1.590, -1.991),
-                'sawyer': (0.0, -1.18, 0.0, 2.18, 0.0, 0.57, 3.3161)}
 
 
 @dataclasses.dataclass
@@ -86,17 +91,11 @@ class ArmAdapterConfig:
     sigma_slow: float = 0.05
     sigma_stop: float = 0.01
     limit_margin: float = 0.1
-    home: tuple[float, ...] = ()     # empty: the arm's DEFAULT_HOME
-    home_max_joint_velocity: float = 0.2
-    home_max_joint_acceleration: float = 0.5
-    home_gain: float = 2.0
-    home_tolerance: float = 0.01
-    home_settle_timeout_s: float = 5.0
+    home: HomeMove = dataclasses.field(default_factory=HomeMove)   # the rig/home episode reset
 
     def __post_init__(self):
         if self.arm not in ARMS:
             raise ConfigError(f'arm must be one of {ARMS}, got {self.arm!r}')
-        self.home = tuple(float(x) for x in (self.home or ()))
         if self.output not in OUTPUTS:
             raise ConfigError(f'output must be one of {OUTPUTS}, got {self.output!r}')
         if min(self.rate_hz, self.cmd_timeout_s, self.joint_state_timeout_s, self.max_linear_speed,
@@ -104,11 +103,6 @@ class ArmAdapterConfig:
             raise ConfigError('rates, timeouts and speed limits must be > 0, zero_burst >= 1')
         if self.orientation_gain < 0 or self.max_angular_speed < 0:
             raise ConfigError('orientation_gain and max_angular_speed must be >= 0')
-
-    @property
-    def home_pose(self) -> np.ndarray:
-        """The episode reset pose: `home`, or the arm's default when it is empty."""
-        return np.array(self.home or DEFAULT_HOME[self.arm], dtype=float)
 
     def solver(self) -> SolverConfig:
         try:
@@ -140,13 +134,7 @@ DESCRIPTIONS = {
     'sigma_slow': 'below this smallest singular value, motion deeper into a singularity is slowed',
     'sigma_stop': 'at this smallest singular value such motion is stopped',
     'limit_margin': 'within this distance [rad] of a joint limit, no motion further into it',
-    'home': 'home joint positions [rad] in the model joint order, reached on a rig/home request (episode '
-            'reset); empty = the arm\'s default',
-    'home_max_joint_velocity': 'peak joint speed of the move home [rad/s]',
-    'home_max_joint_acceleration': 'peak joint acceleration of the move home [rad/s^2]',
-    'home_gain': 'feedback gain [1/s] tracking the home plan on joint_states',
-    'home_tolerance': 'largest joint error [rad] that counts as home',
-    'home_settle_timeout_s': 'time after the planned duration to settle within tolerance before failing',
+    **HOME_MOVE_DESCRIPTIONS,
 }
 
 
@@ -181,13 +169,16 @@ class ArmAdapterNode(Node):
         self.pose_pub = self.create_publisher(PoseStamped, 'rig/ee_pose', STATE_PUBLISHER_QOS)
         self._pose_time = -math.inf
         self.create_subscription(JointState, 'joint_states', self._on_joint_states, STATE_SUBSCRIBER_QOS)
+        # The e-stop, heard here too: the move home does not pass through the safety filter. As there,
+        # the latched publisher and volatile ones (`ros2 topic pub`) both count; true holds until false.
+        self.estopped = False
+        self.create_subscription(Bool, 'rig/estop', self._on_estop, ESTOP_QOS)
+        self.create_subscription(Bool, 'rig/estop', self._on_estop, ESTOP_VOLATILE_QOS)
         self.create_timer(1.0 / self.cfg.rate_hz, self._on_tick)
-        if len(self.cfg.home_pose) != self.kin.n:
-            raise ConfigError(f'home needs {self.kin.n} joint values for {self.cfg.arm}, got {len(self.cfg.home_pose)}')
+        self.home = self.cfg.home.pose_of(self.cfg.arm, self.kin.n)
         self._homing = None   # (plan, start time, future) while moving home
         # Its own callback group: the service coroutine waits for the control timer to bring the arm
         # home, and a coroutine holds its group until it returns.
-        from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
         self.create_service(Trigger, 'rig/home', self._on_home, callback_group=MutuallyExclusiveCallbackGroup())
         self.get_logger().info(
             f'{self.cfg.arm} -> {self.cfg.output} on {self.cfg.output_topic} '
@@ -208,14 +199,28 @@ class ArmAdapterNode(Node):
             self.get_logger().info('joint_states received; ready')
         self.q, self.q_time = q, time.monotonic()
 
+    def _on_estop(self, msg: Bool) -> None:
+        if bool(msg.data) == self.estopped:
+            return
+        self.estopped = bool(msg.data)
+        if self.estopped:
+            self.v, self.v_time = np.zeros(3), -math.inf
+            if self._homing is not None:
+                self._end_homing((False, 'e-stop: the move home was stopped'))
+            self.get_logger().warning('e-stop: zero joint velocities until it is released')
+        else:
+            self.get_logger().info('e-stop released')
+
     def _on_cmd(self, msg: TwistStamped) -> None:
+        if self.estopped:
+            return
         if self._homing is not None:
             return  # the reset owns the arm until it is home
         now = time.monotonic()
         if msg.header.frame_id not in ('', self.cfg.base_frame):
             self._reject(f'command in frame {msg.header.frame_id!r}, expected {self.cfg.base_frame!r}')
             return
-        v = np.array([msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z], dtype=float)
+        v = twist_velocity(msg)
         if not np.all(np.isfinite(v)):
             self._reject('command holds NaN/inf; stopping')
             self.v, self.v_time = np.zeros(3), now
@@ -241,6 +246,8 @@ class ArmAdapterNode(Node):
         now = time.monotonic()
         if self.q is None:
             return None                                 # never speak before knowing where the arm is
+        if self.estopped:
+            return self._stopping()
         if self._homing is not None:
             return self._homing_velocities(now)
         cmd_fresh = now - self.v_time <= self.cfg.cmd_timeout_s
@@ -248,11 +255,7 @@ class ArmAdapterNode(Node):
         if cmd_fresh and not state_fresh and np.any(self.v):
             self.get_logger().warning('joint_states stale: stopping', throttle_duration_sec=LOG_THROTTLE_S)
         if not (cmd_fresh and state_fresh and np.any(self.v)):
-            self.r_ref = None                           # next motion keeps the orientation it starts with
-            if self.zeros_sent >= self.cfg.zero_burst:
-                return None
-            self.zeros_sent += 1
-            return np.zeros(self.kin.n)
+            return self._stopping()
         _, rot = self.kin.fk_pose(self.q)
         if self.r_ref is None:
             self.r_ref = rot
@@ -268,11 +271,18 @@ class ArmAdapterNode(Node):
         self.zeros_sent = 0
         return sol.qdot
 
+    def _stopping(self) -> np.ndarray | None:
+        """A burst of zeros, then quiet (the controller holds the last one)."""
+        self.r_ref = None                           # next motion keeps the orientation it starts with
+        if self.zeros_sent >= self.cfg.zero_burst:
+            return None
+        self.zeros_sent += 1
+        return np.zeros(self.kin.n)
+
     # -- episode reset: move home -------------------------------------------------------------------
     async def _on_home(self, request, response):
         """Trigger: move home, answer when there (success) or stopped (failure). Async: the executor
         keeps running the control timer meanwhile."""
-        from rclpy.task import Future
         if self.pub is None:
             response.success, response.message = False, 'output none: homing needs a velocity output'
             return response
@@ -282,9 +292,10 @@ class ArmAdapterNode(Node):
         if self._homing is not None:
             response.success, response.message = False, 'already moving home'
             return response
-        home = self.cfg.home_pose
-        plan = plan_home(self.q, home, self.cfg.home_max_joint_velocity, self.cfg.home_max_joint_acceleration,
-                         lower=self.kin.lower, upper=self.kin.upper)
+        if self.estopped:
+            response.success, response.message = False, 'e-stop active: not moving home'
+            return response
+        plan = self.cfg.home.plan(self.q, self.home, lower=self.kin.lower, upper=self.kin.upper)
         done = Future()
         self._homing = (plan, time.monotonic(), done)
         self.get_logger().info(f'moving home over {plan.duration:.1f} s')
@@ -299,16 +310,20 @@ class ArmAdapterNode(Node):
     def _homing_velocities(self, now: float) -> np.ndarray:
         plan, t0, done = self._homing
         t = now - t0
-        outcome = home_outcome(plan, t, self.q, self.cfg.home_pose, self.cfg.home_tolerance,
-                               self.cfg.home_settle_timeout_s, now - self.q_time <= self.cfg.joint_state_timeout_s)
+        outcome = self.cfg.home.outcome(plan, t, self.q, now - self.q_time <= self.cfg.joint_state_timeout_s)
         if outcome is not None:
-            self._homing = None
-            self.v, self.v_time = np.zeros(3), -math.inf   # no stale policy command resumes after the reset
+            self._end_homing(outcome)
             self.zeros_sent = 1
-            done.set_result(outcome)
             return np.zeros(self.kin.n)
         self.zeros_sent = 0
-        return tracking_velocity(plan, t, self.q, self.cfg.home_gain, self.cfg.home_max_joint_velocity)
+        return self.cfg.home.velocity(plan, t, self.q)
+
+    def _end_homing(self, outcome: tuple[bool, str]) -> None:
+        _, _, done = self._homing
+        self._homing = None
+        self.v, self.v_time = np.zeros(3), -math.inf   # no stale policy command resumes after the reset
+        self.zeros_sent = 0                             # the zero burst follows
+        done.set_result(outcome)
 
     def _publish_pose(self) -> None:
         """rig/ee_pose from the newest fresh joint state (none while joint states are stale)."""

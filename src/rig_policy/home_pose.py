@@ -26,8 +26,19 @@ import sys
 import time
 
 import numpy as np
+import rclpy
+from rclpy.duration import Duration
+from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
+from sensor_msgs.msg import JointState
+from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from rig.config import ConfigError
+from rig_base.config import ConfigError
+from rig_base.msgs import duration_from_seconds
+from rig_base.qos import COMMAND_QOS, STATE_SUBSCRIBER_QOS
+from rig_base.ros_params import declare_dataclass_parameters
+from rig_policy.joint_commands import VELOCITY_TYPES, velocity_message
+from rig_policy.kinematics import ArmKinematics
 
 MODES = ('trajectory', 'velocity')
 
@@ -106,19 +117,63 @@ def home_outcome(plan: HomePlan, t: float, q: np.ndarray, home: np.ndarray, tole
 
 def trajectory_message(plan: HomePlan, joint_names, dt: float = 0.1):
     """trajectory_msgs/JointTrajectory of the plan (positions + velocities), to be executed from now."""
-    try:
-        from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
-    except ImportError as e:
-        raise RuntimeError('mode trajectory needs trajectory_msgs: pip install ros-jazzy-trajectory-msgs '
-                           '(or source a ROS 2 install), or use mode velocity') from e
-    from builtin_interfaces.msg import Duration as DurationMsg
     msg = JointTrajectory(joint_names=list(joint_names))
     for t, q, qdot in plan.samples(dt):
-        sec = int(t)
         msg.points.append(JointTrajectoryPoint(
             positions=[float(x) for x in q], velocities=[float(x) for x in qdot],
-            time_from_start=DurationMsg(sec=sec, nanosec=int(round((t - sec) * 1e9)))))
+            time_from_start=duration_from_seconds(t)))
     return msg
+
+
+#: Home poses when none is set: hand above the table, pointing down, clear of singularities
+#: (robosuite's start poses), in the model joint order.
+DEFAULT_HOME = {'ur5e': (-0.470, -1.735, 2.480, -2.275, -1.590, -1.991),
+                'sawyer': (0.0, -1.18, 0.0, 2.18, 0.0, 0.57, 3.3161)}
+
+
+@dataclasses.dataclass
+class HomeMove:
+    """Where home is and how the arm gets there: one definition for the arm adapter's `rig/home` (the
+    episode reset) and the `home` tool, so both move alike. ROS parameters `home.<field>`."""
+    pose: tuple[float, ...] = ()        # empty: the arm's DEFAULT_HOME
+    max_joint_velocity: float = 0.2
+    max_joint_acceleration: float = 0.5
+    gain: float = 2.0
+    tolerance: float = 0.01
+    settle_timeout_s: float = 5.0
+
+    def __post_init__(self):
+        self.pose = tuple(float(x) for x in (self.pose or ()))
+        if min(self.max_joint_velocity, self.max_joint_acceleration, self.tolerance, self.settle_timeout_s) <= 0 \
+                or self.gain < 0:
+            raise ConfigError('home: speeds, tolerance and settle_timeout_s must be > 0, gain >= 0')
+
+    def pose_of(self, arm: str, n_joints: int) -> np.ndarray:
+        """The home pose for `arm` (its default when `pose` is empty), checked against its joint count."""
+        pose = np.array(self.pose or DEFAULT_HOME[arm], dtype=float)
+        if len(pose) != n_joints:
+            raise ConfigError(f'home.pose needs {n_joints} joint values for {arm}, got {len(pose)}')
+        return pose
+
+    def plan(self, start, home, lower=None, upper=None) -> HomePlan:
+        return plan_home(start, home, self.max_joint_velocity, self.max_joint_acceleration, lower=lower, upper=upper)
+
+    def velocity(self, plan: HomePlan, t: float, q: np.ndarray) -> np.ndarray:
+        return tracking_velocity(plan, t, q, self.gain, self.max_joint_velocity)
+
+    def outcome(self, plan: HomePlan, t: float, q: np.ndarray, fresh: bool) -> tuple[bool, str] | None:
+        return home_outcome(plan, t, q, plan.home, self.tolerance, self.settle_timeout_s, fresh)
+
+
+HOME_MOVE_DESCRIPTIONS = {
+    'home.pose': 'home joint positions [rad] in the model joint order (ur5e: shoulder_pan..wrist_3; sawyer: '
+                 'right_j0..j6); empty = the arm\'s default',
+    'home.max_joint_velocity': 'peak joint speed of the move home [rad/s]',
+    'home.max_joint_acceleration': 'peak joint acceleration of the move home [rad/s^2]',
+    'home.gain': 'feedback gain [1/s] tracking the home plan on joint_states (velocity mode)',
+    'home.tolerance': 'done when every joint is within this of home [rad]',
+    'home.settle_timeout_s': 'give up (zero, fail) this long after the planned duration',
+}
 
 
 # -- node ---------------------------------------------------------------------------------------------
@@ -128,19 +183,14 @@ class HomeConfig:
     """Parameters of the home_pose node."""
     arm: str = 'ur5e'
     mode: str = 'trajectory'
-    home: tuple[float, ...] = (-0.470, -1.735, 2.480, -2.275, -1.590, -1.991)
+    home: HomeMove = dataclasses.field(default_factory=HomeMove)
     joint_prefix: str = ''
     controller_joints: tuple[str, ...] = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint',
                                           'wrist_1_joint', 'wrist_2_joint', 'wrist_3_joint')
     trajectory_topic: str = '/scaled_joint_trajectory_controller/joint_trajectory'
     output: str = 'ur'
     output_topic: str = '/forward_velocity_controller/commands'
-    max_joint_velocity: float = 0.2
-    max_joint_acceleration: float = 0.5
-    gain: float = 2.0
     rate_hz: float = 100.0
-    tolerance: float = 0.01
-    settle_timeout_s: float = 5.0
     joint_state_timeout_s: float = 0.2
     max_start_distance: float = 3.2
     wait_for_joint_states_s: float = 10.0
@@ -148,10 +198,8 @@ class HomeConfig:
     def __post_init__(self):
         if self.mode not in MODES:
             raise ConfigError(f'mode must be one of {MODES}, got {self.mode!r}')
-        if min(self.max_joint_velocity, self.max_joint_acceleration, self.rate_hz, self.tolerance,
-               self.settle_timeout_s, self.joint_state_timeout_s, self.max_start_distance,
-               self.wait_for_joint_states_s) <= 0 or self.gain < 0:
-            raise ConfigError('speeds, rate, tolerance, timeouts and max_start_distance must be > 0, gain >= 0')
+        if min(self.rate_hz, self.joint_state_timeout_s, self.max_start_distance, self.wait_for_joint_states_s) <= 0:
+            raise ConfigError('rate, timeouts and max_start_distance must be > 0')
 
 
 DESCRIPTIONS = {
@@ -159,148 +207,118 @@ DESCRIPTIONS = {
     'mode': 'trajectory: one JointTrajectory to a trajectory controller (UR); '
             'velocity: closed-loop joint velocities like the arm adapter '
             '(Sawyer relay, UR forward_velocity_controller)',
-    'home': 'home joint positions [rad] in the model joint order (ur5e: shoulder_pan..wrist_3; sawyer: right_j0..j6)',
     'joint_prefix': 'prefix of joint names in joint_states and commands (UR tf_prefix)',
     'controller_joints': 'joint order of velocity commands (velocity mode), as the controller expects',
     'trajectory_topic': 'trajectory mode: the controller\'s joint_trajectory topic',
     'output': 'velocity mode: ur (Float64MultiArray) or sawyer (JointState velocities)',
     'output_topic': 'velocity mode: topic of the velocity commands',
-    'max_joint_velocity': 'peak joint speed of the move [rad/s]',
-    'max_joint_acceleration': 'peak joint acceleration of the move [rad/s^2]',
-    'gain': 'velocity mode: position correction gain [1/s]',
     'rate_hz': 'velocity mode: command rate',
-    'tolerance': 'done when every joint is within this of home [rad]',
-    'settle_timeout_s': 'give up (zero, exit 1) this long after the planned duration',
     'joint_state_timeout_s': 'stale joint_states abort the move (zero, exit 1)',
     'wait_for_joint_states_s': 'give up (exit 1, saying which topic) when no joint_states arrive this long after start',
     'max_start_distance': 'refuse to move when a joint is further than this from home [rad] (wrapped UR joints)',
+    **HOME_MOVE_DESCRIPTIONS,
 }
 
 
-def _node_class():
-    """The node class, defined lazily so the planning functions import without rclpy."""
-    import rclpy
-    from rclpy.duration import Duration
-    from rclpy.node import Node
-    from sensor_msgs.msg import JointState
+class HomePoseNode(Node):
+    """Moves to home once, then reports `result` (0 done, 1 failed) and is finished."""
 
-    from rig.qos import COMMAND_QOS, STATE_SUBSCRIBER_QOS
-    from rig.ros_params import declare_dataclass_parameters
-    from rig_policy.joint_commands import VELOCITY_TYPES, velocity_message
-    from rig_policy.kinematics import ArmKinematics
+    def __init__(self, cfg: HomeConfig | None = None, **node_kwargs):
+        super().__init__('home_pose', **node_kwargs)
+        self.cfg: HomeConfig = declare_dataclass_parameters(self, cfg or HomeConfig(), DESCRIPTIONS,
+                                                            read_only=True)
+        self.kin = ArmKinematics(self.cfg.arm, joint_prefix=self.cfg.joint_prefix)
+        self.home = self.cfg.home.pose_of(self.cfg.arm, self.kin.n)
+        self.q = None
+        self.q_time = -math.inf
+        self.plan: HomePlan | None = None
+        self.t0 = 0.0
+        self.result: int | None = None
+        self.sent_any = False
+        sub = self.create_subscription(JointState, 'joint_states', self._on_joint_states, STATE_SUBSCRIBER_QOS)
+        self.started = time.monotonic()
+        self.get_logger().info(f'waiting for joint states on {sub.topic_name}')
+        if self.cfg.mode == 'velocity':
+            self.kin.reorder(self.home, self.cfg.controller_joints)   # names checked before moving
+            self.pub = self.create_publisher(VELOCITY_TYPES[self.cfg.output], self.cfg.output_topic,
+                                             COMMAND_QOS)
+        else:
+            self.pub = self.create_publisher(JointTrajectory, self.cfg.trajectory_topic, COMMAND_QOS)
+        self.create_timer(1.0 / self.cfg.rate_hz, self._on_tick)
 
-    class HomePose(Node):
-        """Moves to home once, then reports `result` (0 done, 1 failed) and is finished."""
+    def _on_joint_states(self, msg) -> None:
+        try:
+            self.q = self.kin.order(list(msg.name), list(msg.position))
+            self.q_time = time.monotonic()
+        except (KeyError, ValueError):
+            pass
 
-        def __init__(self, cfg: HomeConfig | None = None, **node_kwargs):
-            super().__init__('home_pose', **node_kwargs)
-            self.cfg: HomeConfig = declare_dataclass_parameters(self, cfg or HomeConfig(), DESCRIPTIONS,
-                                                                read_only=True)
-            self.kin = ArmKinematics(self.cfg.arm, joint_prefix=self.cfg.joint_prefix)
-            if len(self.cfg.home) != self.kin.n:
-                raise ConfigError(f'home needs {self.kin.n} values for {self.cfg.arm}, got {len(self.cfg.home)}')
-            self.home = np.array(self.cfg.home, dtype=float)
-            self.q = None
-            self.q_time = -math.inf
-            self.plan: HomePlan | None = None
-            self.t0 = 0.0
-            self.result: int | None = None
-            self.sent_any = False
-            sub = self.create_subscription(JointState, 'joint_states', self._on_joint_states, STATE_SUBSCRIBER_QOS)
-            self.started = time.monotonic()
-            self.get_logger().info(f'waiting for joint states on {sub.topic_name}')
-            if self.cfg.mode == 'velocity':
-                self.kin.reorder(self.home, self.cfg.controller_joints)   # names checked before moving
-                self.pub = self.create_publisher(VELOCITY_TYPES[self.cfg.output], self.cfg.output_topic,
-                                                 COMMAND_QOS)
-            else:
-                try:
-                    from trajectory_msgs.msg import JointTrajectory
-                except ImportError as e:
-                    raise ConfigError('mode trajectory needs trajectory_msgs: pip install ros-jazzy-trajectory-msgs '
-                                      '(or source a ROS 2 install), or use mode velocity') from e
-                self.pub = self.create_publisher(JointTrajectory, self.cfg.trajectory_topic, COMMAND_QOS)
-            self.create_timer(1.0 / self.cfg.rate_hz, self._on_tick)
+    def _finish(self, code: int, why: str) -> None:
+        if self.cfg.mode == 'velocity':
+            self.send_zero()
+        if code == 0:   # rclpy binds one severity to each call site: one call per level
+            self.get_logger().info(why)
+        else:
+            self.get_logger().error(why)
+        self.result = code
 
-        def _on_joint_states(self, msg) -> None:
-            try:
-                self.q = self.kin.order(list(msg.name), list(msg.position))
-                self.q_time = time.monotonic()
-            except (KeyError, ValueError):
-                pass
+    def send_zero(self) -> None:
+        """Zero velocity, acknowledged before returning (the process may exit right after)."""
+        if self.cfg.mode == 'velocity' and self.sent_any:
+            self.pub.publish(velocity_message(self.cfg.output, self.cfg.controller_joints,
+                                              np.zeros(self.kin.n), self.get_clock().now().to_msg()))
+            self.pub.wait_for_all_acked(Duration(seconds=1.0))
 
-        def _finish(self, code: int, why: str) -> None:
-            if self.cfg.mode == 'velocity':
-                self.send_zero()
-            if code == 0:   # rclpy binds one severity to each call site: one call per level
-                self.get_logger().info(why)
-            else:
-                self.get_logger().error(why)
-            self.result = code
-
-        def send_zero(self) -> None:
-            """Zero velocity, acknowledged before returning (the process may exit right after)."""
-            if self.cfg.mode == 'velocity' and self.sent_any:
-                self.pub.publish(velocity_message(self.cfg.output, self.cfg.controller_joints,
-                                                  np.zeros(self.kin.n), self.get_clock().now().to_msg()))
-                self.pub.wait_for_all_acked(Duration(seconds=1.0))
-
-        def _start(self) -> None:
-            distance = np.abs(self.home - self.q)
-            if np.max(distance) > self.cfg.max_start_distance:
-                self._finish(1, f'refusing: joint(s) {np.nonzero(distance > self.cfg.max_start_distance)[0].tolist()} '
-                                f'are more than {self.cfg.max_start_distance} rad from home; move closer by hand')
+    def _start(self) -> None:
+        distance = np.abs(self.home - self.q)
+        if np.max(distance) > self.cfg.max_start_distance:
+            self._finish(1, f'refusing: joint(s) {np.nonzero(distance > self.cfg.max_start_distance)[0].tolist()} '
+                            f'are more than {self.cfg.max_start_distance} rad from home; move closer by hand')
+            return
+        self.plan = self.cfg.home.plan(self.q, self.home, lower=self.kin.lower, upper=self.kin.upper)
+        self.t0 = time.monotonic()
+        self.get_logger().info(f'moving home over {self.plan.duration:.1f} s '
+                               f'(largest joint move {np.max(distance):.2f} rad)')
+        if self.cfg.mode == 'trajectory':
+            if self.pub.get_subscription_count() == 0:
+                self._finish(1, f'no controller listens on {self.cfg.trajectory_topic}: is '
+                                'scaled_joint_trajectory_controller active?')
                 return
-            self.plan = plan_home(self.q, self.home, self.cfg.max_joint_velocity, self.cfg.max_joint_acceleration,
-                                  lower=self.kin.lower, upper=self.kin.upper)
-            self.t0 = time.monotonic()
-            self.get_logger().info(f'moving home over {self.plan.duration:.1f} s '
-                                   f'(largest joint move {np.max(distance):.2f} rad)')
-            if self.cfg.mode == 'trajectory':
-                if self.pub.get_subscription_count() == 0:
-                    self._finish(1, f'no controller listens on {self.cfg.trajectory_topic}: is '
-                                    'scaled_joint_trajectory_controller active?')
-                    return
-                self.pub.publish(trajectory_message(self.plan, self.kin.joint_names))
+            self.pub.publish(trajectory_message(self.plan, self.kin.joint_names))
 
-        def _on_tick(self) -> None:
-            if self.result is None and self.q is None and \
-                    time.monotonic() - self.started > self.cfg.wait_for_joint_states_s:
-                self._finish(1, f'no joint_states on {self.resolve_topic_name("joint_states")} after '
-                                f'{self.cfg.wait_for_joint_states_s:g} s: is the arm driver up? Sawyer through '
-                                'ros1_bridge publishes /robot/joint_states: add -r joint_states:=/robot/joint_states')
-            if self.result is not None or self.q is None:
-                return
-            now = time.monotonic()
-            if self.plan is None:
-                self._start()
-                return
-            t = now - self.t0
-            outcome = home_outcome(self.plan, t, self.q, self.home, self.cfg.tolerance, self.cfg.settle_timeout_s,
-                                   now - self.q_time <= self.cfg.joint_state_timeout_s)
-            if outcome is not None:
-                self._finish(0 if outcome[0] else 1, outcome[1])
-                return
-            if self.cfg.mode == 'velocity':
-                qdot = tracking_velocity(self.plan, t, self.q, self.cfg.gain, self.cfg.max_joint_velocity)
-                values = self.kin.reorder(qdot, self.cfg.controller_joints)
-                self.pub.publish(velocity_message(self.cfg.output, self.cfg.controller_joints, values,
-                                                  self.get_clock().now().to_msg()))
-                self.sent_any = True
-
-    return HomePose, rclpy
+    def _on_tick(self) -> None:
+        if self.result is None and self.q is None and \
+                time.monotonic() - self.started > self.cfg.wait_for_joint_states_s:
+            self._finish(1, f'no joint_states on {self.resolve_topic_name("joint_states")} after '
+                            f'{self.cfg.wait_for_joint_states_s:g} s: is the arm driver up? Sawyer through '
+                            'ros1_bridge publishes /robot/joint_states: add -r joint_states:=/robot/joint_states')
+        if self.result is not None or self.q is None:
+            return
+        now = time.monotonic()
+        if self.plan is None:
+            self._start()
+            return
+        t = now - self.t0
+        outcome = self.cfg.home.outcome(self.plan, t, self.q, now - self.q_time <= self.cfg.joint_state_timeout_s)
+        if outcome is not None:
+            self._finish(0 if outcome[0] else 1, outcome[1])
+            return
+        if self.cfg.mode == 'velocity':
+            qdot = self.cfg.home.velocity(self.plan, t, self.q)
+            values = self.kin.reorder(qdot, self.cfg.controller_joints)
+            self.pub.publish(velocity_message(self.cfg.output, self.cfg.controller_joints, values,
+                                              self.get_clock().now().to_msg()))
+            self.sent_any = True
 
 
 def main(args=None) -> int:
-    from rclpy.signals import SignalHandlerOptions
-    HomePose, rclpy = _node_class()
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     stopped = []
     signal.signal(signal.SIGINT, lambda *_: stopped.append(1))
     signal.signal(signal.SIGTERM, lambda *_: stopped.append(1))
     node = None
     try:
-        node = HomePose()
+        node = HomePoseNode()
         while not stopped and node.result is None and rclpy.ok():
             rclpy.spin_once(node, timeout_sec=0.1)
         if node.result is None:

@@ -25,23 +25,7 @@ from typing import Iterable, Sequence
 import mujoco
 import numpy as np
 
-from rig_sim.arms import robot_xml_path
-
-
-@dataclasses.dataclass(frozen=True)
-class ArmInfo:
-    """What the real arm adds to the MuJoCo model: its maximal joint speeds and the end-effector body."""
-    ee_body: str
-    max_joint_velocity: tuple[float, ...]   # rad/s, hardware limits (datasheet / URDF), model joint order
-
-
-ARM_INFO: dict[str, ArmInfo] = {
-    # UR5e datasheet: 180 deg/s on every joint.
-    'ur5e': ArmInfo('right_hand', (3.14,) * 6),
-    # sawyer_description URDF velocity limits, right_j0..right_j6.
-    'sawyer': ArmInfo('right_hand', (1.74, 1.328, 1.957, 1.957, 3.485, 3.485, 4.545)),
-}
-ARMS = tuple(ARM_INFO)
+from rig_sim.arms import ARM_SPECS, ARMS, robot_xml_path
 
 # Reasons a solution was altered (Solution.reasons).
 NEAR_SINGULAR = 'near_singular'       # scaled down: moving deeper into a singularity
@@ -91,10 +75,10 @@ class ArmKinematics:
     """Forward kinematics, Jacobians and twist-to-joint-velocity solving for one arm model."""
 
     def __init__(self, arm: str, joint_prefix: str = '', ee_body: str | None = None):
-        if arm not in ARM_INFO:
-            raise ValueError(f'unknown arm {arm!r}; known: {list(ARM_INFO)}')
+        if arm not in ARM_SPECS:
+            raise ValueError(f'unknown arm {arm!r}; known: {list(ARMS)}')
         self.arm = arm
-        info = ARM_INFO[arm]
+        info = ARM_SPECS[arm]   # the hardware's joint speed limits, the hand body
         spec = mujoco.MjSpec.from_file(str(robot_xml_path(arm)))
         # Kinematics only: drop geometry so loading takes milliseconds, not a second of mesh parsing.
         for element in list(spec.geoms) + list(spec.meshes) + list(spec.textures):
@@ -111,7 +95,7 @@ class ArmKinematics:
         self.lower = self.model.jnt_range[hinge, 0].copy()
         self.upper = self.model.jnt_range[hinge, 1].copy()
         self.max_joint_velocity = np.array(info.max_joint_velocity, dtype=float)
-        self.ee_body = ee_body or info.ee_body
+        self.ee_body = ee_body or info.hand_body
         self._ee_id = self.model.body(self.ee_body).id
         self.n = self.model.nv
 

@@ -11,7 +11,10 @@ can relabel with it), and resets: `sim/reset` in simulation, or a home-pose comm
 
 Every command answers one latent and carries that frame's stamp, so the safety filter can refuse
 commands that come too late. Checkpoints are hot-reloaded from `rig/checkpoint`; one that does not
-fit is refused and the old one keeps driving. Before any checkpoint has trained (no gradient step
+fit (another task or action size, or made for another action scale or control rate than this node's)
+is refused and the old one keeps driving. Each episode's start event records the action scale,
+control rate and action size its commands are made with: the trainer turns them back into actions
+with those (docs/interfaces.md, "Scales"). Before any checkpoint has trained (no gradient step
 yet), practice uses uniform random actions: that is the random-action data the VAE is pretrained on.
 """
 from __future__ import annotations
@@ -21,17 +24,21 @@ import json
 import sys
 
 import numpy as np
+import torch
 from geometry_msgs.msg import TwistStamped
 from rclpy.node import Node
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 
-from rig import qos
-from rig.config import ConfigError
-from rig.node_main import run_node
-from rig.ros_params import declare_dataclass_parameters
-from rig_perception.image_msgs import UnsupportedImage, msg_to_latent
+from rig_base import qos
+from rig_base.config import ConfigError
+from rig_base.image_msgs import UnsupportedImage, msg_to_latent
+from rig_base.msgs import stamp_ns, velocity_twist
+from rig_base.node_main import run_node
+from rig_base.ros_params import declare_dataclass_parameters
+from rig_learn.checkpoint import CheckpointError
+from rig_learn.model import SCALE_KEYS, InferenceModel, check_scales, resolve_device, same_scale
 
 
 @dataclasses.dataclass
@@ -79,7 +86,8 @@ DESCRIPTIONS = {
     'device': 'torch device for the policy: cpu or cuda',
 }
 #: Settable at run time (`ros2 param set`): read at each step. The rest is read-only: it sets up
-#: topics, services, the seed or the device, or (action_scale, control_rate_hz) must match the trainer.
+#: topics, services, the seed or the device, or (action_scale, control_rate_hz) is what the episodes record
+#: and the checkpoints are checked against.
 LIVE_PARAMETERS = ('episode_length', 'operator_steps', 'exploration_noise', 'max_latency_s')
 
 
@@ -89,15 +97,13 @@ class PolicyNode(Node):
         self.cfg: PolicyConfig = declare_dataclass_parameters(self, cfg or PolicyConfig(), DESCRIPTIONS,
                                                                 live=LIVE_PARAMETERS)
         self.rng = np.random.default_rng(self.cfg.seed)
-        import torch
         torch.set_num_threads(max(1, self.cfg.torch_threads))
-        from rig_learn.model import resolve_device
         resolve_device(self.cfg.device)   # -p device:=cuda without a GPU: one clear line, exit 2, at start
         self.model = None
         self.checkpoint_path = ''
         self.practice = self.cfg.practice_on_start
         self.goal_latent: np.ndarray | None = None
-        self._goal_stamp = (0, 0)   # header stamp of the goal image behind goal_latent
+        self._goal_stamp = 0        # header stamp [ns] of the goal image behind goal_latent
         self.goal_source = 'operator'
         self.episode = 0
         self.step_in_episode = 0
@@ -127,25 +133,36 @@ class PolicyNode(Node):
 
     # -- checkpoints --------------------------------------------------------------------------------
     def load(self, path: str) -> bool:
-        from rig_learn.checkpoint import CheckpointError
-        from rig_learn.model import InferenceModel
         expected = {'task': self.cfg.task} if self.cfg.task else {}
         if self.model is not None:
             expected['action_dim'] = self.model.spec['action_dim']
         try:
             model = InferenceModel.load(path, expected=expected, device=self.cfg.device)
+            check_scales(model.spec, self._scales(), str(path), who='this policy')
         except (CheckpointError, OSError, ValueError) as exc:
             self.get_logger().error(f'refusing checkpoint {path}: {exc}; keeping {self.checkpoint_path or "none"}')
             return False
         if model.vae is None:
             self.get_logger().error(f'refusing checkpoint {path}: mode {model.cfg.mode!r} has no latent goals')
             return False
+        if any(model.spec.get(k) is None for k in SCALE_KEYS):
+            env_scale = model.spec.get('env_action_scale')
+            if env_scale is not None and not same_scale(env_scale, self.cfg.action_scale):
+                self.get_logger().warning(
+                    f'checkpoint {path} was trained (rig train) in an env of {env_scale} m per step at action 1.0; '
+                    f'this policy moves {self.cfg.action_scale} m per step at action 1.0 (action_scale)')
+            else:
+                self.get_logger().info(f'checkpoint {path} records no action scale or control rate (trained on '
+                                       'no recorded episode yet, or by rig train): not checked')
         if self.model is not None and model.spec['latent_dim'] != self.model.spec['latent_dim']:
             self.goal_latent = None  # an operator goal from the old latent space means nothing now
         self.model, self.checkpoint_path = model, str(path)
         self.in_use_pub.publish(String(data=self.checkpoint_path))
         self.get_logger().info(f'policy using {path} ({model.counters.get("grad_steps", 0)} gradient steps)')
         return True
+
+    def _scales(self) -> dict:
+        return {'action_scale': float(self.cfg.action_scale), 'control_rate_hz': float(self.cfg.control_rate_hz)}
 
     def _on_checkpoint(self, msg: String) -> None:
         if msg.data and msg.data != self.checkpoint_path and not self.stopped:
@@ -179,8 +196,8 @@ class PolicyNode(Node):
             self.get_logger().error(f'ignoring goal latent of size {mean.shape[0]}, policy expects '
                                     f'{self.model.spec["latent_dim"]}')
             return
-        stamp = (msg.header.stamp.sec, msg.header.stamp.nanosec)
-        same_goal = self.goal_latent is not None and stamp == self._goal_stamp and any(stamp)
+        stamp = stamp_ns(msg.header.stamp)
+        same_goal = self.goal_latent is not None and stamp == self._goal_stamp and stamp != 0
         self.goal_latent, self._goal_stamp = mean, stamp
         if same_goal:
             return  # the same goal image re-encoded by a new checkpoint: the episode goes on towards it
@@ -212,8 +229,10 @@ class PolicyNode(Node):
         else:
             self.goal_source = 'operator'
             goal = self.goal_latent
+        # What the commands of this episode are made with, for whoever turns them back into actions.
         self._publish_event('start', goal_source=self.goal_source, goal_latent=[float(x) for x in goal],
-                            checkpoint=self.checkpoint_path)
+                            checkpoint=self.checkpoint_path, **self._scales(),
+                            action_dim=int(self.model.spec['action_dim']))
 
     def _end_episode(self, reason: str = '') -> None:
         if not self.episode_open:
@@ -237,8 +256,7 @@ class PolicyNode(Node):
         if result is None or not result.success:
             self.get_logger().error('reset failed; the next episode starts where this one ended')
         pending, self._pending_latent = self._pending_latent, None
-        if pending is not None and (pending.header.stamp.sec * 10**9 + pending.header.stamp.nanosec
-                                    >= self._reset_requested_ns):
+        if pending is not None and stamp_ns(pending.header.stamp) >= self._reset_requested_ns:
             self._on_latent(pending)  # the frame after the reset came first: act on it now
 
     # -- acting -------------------------------------------------------------------------------------
@@ -257,9 +275,9 @@ class PolicyNode(Node):
             self.get_logger().warning('latent from another checkpoint (encoder reloading?): skipped',
                                       throttle_duration_sec=2.0)
             return
-        stamp_ns = msg.header.stamp.sec * 10**9 + msg.header.stamp.nanosec
-        age = (self.get_clock().now().nanoseconds - stamp_ns) * 1e-9
-        if stamp_ns and age > self.cfg.max_latency_s:
+        sent_ns = stamp_ns(msg.header.stamp)
+        age = (self.get_clock().now().nanoseconds - sent_ns) * 1e-9
+        if sent_ns and age > self.cfg.max_latency_s:
             self.get_logger().warning(f'latent {age * 1e3:.0f} ms old: not acting on it', throttle_duration_sec=2.0)
             return
         if self.practice:
@@ -301,11 +319,8 @@ class PolicyNode(Node):
     def _send(self, action: np.ndarray, stamp) -> None:
         velocity = np.zeros(3)
         velocity[:len(action)] = np.asarray(action, float) * self.cfg.action_scale * self.cfg.control_rate_hz
-        msg = TwistStamped()
-        msg.header.stamp = stamp  # the frame this command answers (docs/interfaces.md)
-        msg.header.frame_id = self.cfg.frame_id
-        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in velocity)
-        self.cmd_pub.publish(msg)
+        # stamped with the frame this command answers (docs/interfaces.md)
+        self.cmd_pub.publish(velocity_twist(velocity, stamp, self.cfg.frame_id))
         self.commands_sent += 1
 
     def stop(self) -> None:

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from rig.config import ConfigError
+from rig_base.config import ConfigError
 
 OUTPUT_MODES = ('rate', 'on_input')
 

@@ -20,9 +20,10 @@ from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.node import Node
 from std_msgs.msg import Bool
 
-from rig.node_main import run_node
-from rig.qos import COMMAND_QOS, ESTOP_QOS, ESTOP_VOLATILE_QOS, STATE_SUBSCRIBER_QOS
-from rig.ros_params import declare_dataclass_parameters
+from rig_base.msgs import stamp_seconds, twist_has_angular, twist_velocity, velocity_twist
+from rig_base.node_main import run_node
+from rig_base.qos import COMMAND_QOS, ESTOP_QOS, ESTOP_VOLATILE_QOS, STATE_SUBSCRIBER_QOS
+from rig_base.ros_params import declare_dataclass_parameters
 from rig_policy.safety import STOP_REASONS, Reason, SafetyConfig, SafetyFilter
 
 NODE_NAME = 'safety_filter'
@@ -54,10 +55,6 @@ _STOP_TEXT = {
     Reason.INVALID_POSE: 'rig/ee_pose holds NaN/inf',
     Reason.STALE_POSE: 'rig/ee_pose stale',
 }
-
-
-def _seconds(stamp) -> float:
-    return stamp.sec + stamp.nanosec * 1e-9
 
 
 class SafetyFilterNode(Node):
@@ -118,12 +115,11 @@ class SafetyFilterNode(Node):
         if not self._frame_ok(msg.header.frame_id, 'rig/cmd_raw'):
             self._cmd = None    # stop now rather than hold the previous command until it goes stale
             return
-        stamp = _seconds(msg.header.stamp)
+        stamp = stamp_seconds(msg.header.stamp)
         # DESIGN: the stamp is that of the frame the command answers, so age covers the whole pipeline.
         self._cmd_time = stamp if stamp > 0 else self._now()
-        self._cmd = (msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z)
-        angular = msg.twist.angular
-        if angular.x or angular.y or angular.z:
+        self._cmd = tuple(twist_velocity(msg))
+        if twist_has_angular(msg):
             self._log_throttled('angular', 'warning', 'rig/cmd_raw angular velocity ignored (translation only)')
         if self.cfg.output_mode == 'on_input':
             self._filter_and_publish()
@@ -132,7 +128,7 @@ class SafetyFilterNode(Node):
         if not self._frame_ok(msg.header.frame_id, 'rig/ee_pose'):
             self._pose = None   # a pose in an unknown frame says nothing about the box: stop
             return
-        stamp = _seconds(msg.header.stamp)
+        stamp = stamp_seconds(msg.header.stamp)
         self._pose_time = stamp if stamp > 0 else self._now()
         self._pose = (msg.pose.position.x, msg.pose.position.y, msg.pose.position.z)
 
@@ -177,11 +173,7 @@ class SafetyFilterNode(Node):
 
     def publish(self, velocity) -> None:
         """Publish a linear velocity (angular always zero), stamped now, in the configured frame."""
-        msg = TwistStamped()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = self.cfg.frame_id
-        msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in velocity)
-        self._cmd_pub.publish(msg)
+        self._cmd_pub.publish(velocity_twist(velocity, self.get_clock().now().to_msg(), self.cfg.frame_id))
 
     def stop_arm(self) -> None:
         """Send zero and wait (bounded) until reliable subscribers have it: the last word is 'stop'."""

@@ -19,6 +19,10 @@ import importlib
 import os
 import sys
 
+import rclpy
+from rclpy.utilities import remove_ros_args
+from std_srvs.srv import SetBool, Trigger
+
 SERVO_TWIST = 1     # moveit_msgs/srv/ServoCommandType TWIST
 
 
@@ -38,7 +42,6 @@ def servo_command_type():
 
 
 def _call(node, srv_type, name: str, request, timeout_s: float):
-    import rclpy
     client = node.create_client(srv_type, name)
     try:
         if not client.wait_for_service(timeout_sec=timeout_s):
@@ -59,7 +62,6 @@ def start_servo(node, servo_node: str = '/servo_node', distro: str | None = None
     distro = (distro or os.environ.get('ROS_DISTRO') or 'jazzy').lower()
     base = servo_node.rstrip('/')
     if distro in ('humble', 'iron'):
-        from std_srvs.srv import Trigger
         name = f'{base}/start_servo'
         result = _call(node, Trigger, name, Trigger.Request(), timeout_s)
         if not result.success:
@@ -72,7 +74,6 @@ def start_servo(node, servo_node: str = '/servo_node', distro: str | None = None
         raise ServoStartError(f'{name} refused TWIST (check the servo parameters: command_in_type, frames)')
     done = f'{name}: TWIST'
     if unpause:
-        from std_srvs.srv import SetBool
         pause = f'{base}/pause_servo'
         answer = _call(node, SetBool, pause, SetBool.Request(data=False), timeout_s)
         if not answer.success:
@@ -82,8 +83,6 @@ def start_servo(node, servo_node: str = '/servo_node', distro: str | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    import rclpy
-    from rclpy.utilities import remove_ros_args
     argv = sys.argv if argv is None else argv
     parser = argparse.ArgumentParser(prog='servo_start', description=__doc__.splitlines()[0])
     parser.add_argument('--servo-node', default='/servo_node', help='fully qualified name of servo_node')

@@ -26,6 +26,7 @@ class ArmSpec:
     ik_seed_qpos: tuple[float, ...]  # roughly "hand down in front of the robot"; IK starts here
     joint_damping: float            # N*m*s/rad added to every arm joint
     joint_armature: float           # kg*m^2 added to every arm joint
+    max_joint_velocity: tuple[float, ...]  # rad/s, the real arm's limits (the models carry none)
 
 
 ARM_SPECS: dict[str, ArmSpec] = {
@@ -41,6 +42,7 @@ ARM_SPECS: dict[str, ArmSpec] = {
         ik_seed_qpos=(0.0, -1.18, 0.0, 2.18, 0.0, 0.57, -2.9671),
         joint_damping=2.0,
         joint_armature=0.05,
+        max_joint_velocity=(1.74, 1.328, 1.957, 1.957, 3.485, 3.485, 4.545),   # sawyer_description URDF
     ),
     'ur5e': ArmSpec(
         name='ur5e',
@@ -53,6 +55,7 @@ ARM_SPECS: dict[str, ArmSpec] = {
         ik_seed_qpos=(-0.470, -1.735, 2.480, -2.275, -1.590, -1.991),
         joint_damping=2.0,
         joint_armature=0.05,
+        max_joint_velocity=(3.14,) * 6,   # UR5e datasheet: 180 deg/s on every joint
     ),
 }
 

@@ -26,10 +26,11 @@ from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
-from rig import qos
-from rig.node_main import run_node
-from rig.ros_params import declare_dataclass_parameters
-from rig_perception.image_msgs import numpy_to_image
+from rig_base import qos
+from rig_base.image_msgs import numpy_to_image
+from rig_base.msgs import twist_velocity
+from rig_base.node_main import run_node
+from rig_base.ros_params import declare_dataclass_parameters
 from rig_sim.config import SimConfig
 from rig_sim.envs import make_env
 
@@ -133,7 +134,7 @@ class SimBridgeNode(Node):
         """Linear velocity (m/s) of a command, clipped; None (with a throttled warning) if unusable."""
         if msg.header.frame_id not in ('', self.cfg.base_frame):
             return self._reject(f'command in frame {msg.header.frame_id!r}, expected {self.cfg.base_frame!r}')
-        v = np.array([msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z], dtype=float)
+        v = twist_velocity(msg)
         if not np.all(np.isfinite(v)):
             return self._reject('command with NaN/inf')
         speed = float(np.linalg.norm(v))

@@ -1,6 +1,6 @@
 """`SimConfig`: every knob of the MuJoCo task suite, validated on construction.
 
-Load it from YAML with `rig.config.load_yaml(SimConfig, path, section='sim')`; unknown keys are
+Load it from YAML with `rig_base.config.load_yaml(SimConfig, path, section='sim')`; unknown keys are
 errors there, and out-of-range values are errors here, so a bad file fails before MuJoCo starts.
 """
 from __future__ import annotations

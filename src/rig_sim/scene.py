@@ -16,13 +16,10 @@ pure function of the requested state.
 """
 from __future__ import annotations
 
-import os
-import sys
-from pathlib import Path
-
 import mujoco
 import numpy as np
 
+from rig_base.resources import sim_dir
 from rig_sim.arms import ARM_SPECS, ArmSpec, robot_xml_path
 from rig_sim.config import SimConfig
 from rig_sim.tasks import HAND_TIP_RADIUS, PLANAR_HAND_Z, PUCK_Z, REGION_CENTRE, TASK_SPECS, TaskSpec, sample_goal_state
@@ -48,20 +45,6 @@ _IK_DAMPING = 1e-3
 _IK_ROTATION_WEIGHT = 0.3  # metres per radian: orientation matters less than position
 _DISABLED_RENDER_FLAGS = (mujoco.mjtRndFlag.mjRND_SHADOW, mujoco.mjtRndFlag.mjRND_REFLECTION,
                        mujoco.mjtRndFlag.mjRND_SKYBOX)
-
-
-def sim_dir() -> Path:
-    """Directory with the scene MJCF files: $RIG_SIM_DIR, the source tree's sim/, or share/rig/sim."""
-    here = Path(__file__).resolve()
-    candidates = [here.parents[2] / 'sim',                      # source checkout / editable install
-                  here.parents[4] / 'share' / 'rig' / 'sim',    # colcon install prefix
-                  Path(sys.prefix) / 'share' / 'rig' / 'sim']   # pip install into a venv
-    if os.environ.get('RIG_SIM_DIR'):
-        candidates.insert(0, Path(os.environ['RIG_SIM_DIR']))
-    for candidate in candidates:
-        if (candidate / 'base.xml').is_file():
-            return candidate
-    raise FileNotFoundError(f'rig scene files not found in any of {[str(c) for c in candidates]}')
 
 
 def build_model(config: SimConfig) -> mujoco.MjModel:

@@ -8,13 +8,16 @@ Reading: `read_episodes()` turns a bag (ours, or one made by `ros2 bag record` o
 any namespace) into `Episode`s: frames and the commands between them, aligned by header stamps. A bag
 that cannot be read raises `BagError` with the reason; the caller logs it and moves on. A single frame
 that cannot be used does not spoil its bag: it is dropped, counted by reason in `Episode.dropped_frames`,
-and no transition spans it.
+and no transition spans it. An episode also says what its policy's start event recorded of the
+action scale and control rate its commands were made with (`Episode.action_scale`, ...), so that the
+trainer turns them back into the policy's actions (docs/interfaces.md, "Scales").
 """
 from __future__ import annotations
 
 import collections
 import dataclasses
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -24,7 +27,8 @@ from rosbags.highlevel import AnyReader
 from rosbags.rosbag2 import StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
-from rig_perception.image_msgs import CAMERA_ENCODINGS, UnsupportedImage, image_to_numpy
+from rig_base.image_msgs import CAMERA_ENCODINGS, UnsupportedImage, image_to_numpy
+from rig_base.msgs import stamp_ns, twist_velocity
 from rig_perception.preprocess import PreprocessConfig, preprocess
 
 TYPESTORE = get_typestore(Stores.ROS2_JAZZY)
@@ -42,10 +46,6 @@ BAG_VERSION = 9  # what Jazzy's rosbag2 writes
 
 class BagError(RuntimeError):
     """A bag that cannot be used (corrupt, truncated, missing topics); says which and why."""
-
-
-def _stamp_ns(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 class EpisodeBagWriter:
@@ -112,10 +112,37 @@ class Episode:
     next_obs_index: np.ndarray  # (T,) int64
     events: list[dict]          # the rig/episode JSON events (goal source, goal latent, ...)
     dropped_frames: dict[str, int] = dataclasses.field(default_factory=dict)  # reason -> frames
+    # What the policy that made the episode recorded in its start event: velocity = action *
+    # action_scale * control_rate_hz, with action_dim actions. None: not recorded (a bag from before
+    # rig recorded them, or one without a rig policy's start event).
+    action_scale: float | None = None
+    control_rate_hz: float | None = None
+    action_dim: int | None = None
 
     @property
     def num_transitions(self) -> int:
         return len(self.velocities)
+
+
+def _positive_number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+
+
+def recorded_scales(start: dict | None) -> tuple[float | None, float | None, int | None]:
+    """(action_scale, control_rate_hz, action_dim) an episode's start event records (None: not recorded).
+
+    Raises ValueError for values that cannot be right (one of scale and rate without the other, not a
+    finite number > 0, an action_dim that is not a positive integer): its commands could not be turned
+    back into actions."""
+    if not start:
+        return None, None, None
+    scale, rate, dim = start.get('action_scale'), start.get('control_rate_hz'), start.get('action_dim')
+    if (scale is None) != (rate is None) or not all(_positive_number(x) for x in (scale, rate) if x is not None):
+        raise ValueError(f'episode {start.get("episode")!r}: start event records action_scale={scale!r} '
+                         f'control_rate_hz={rate!r} (both or neither, each a number > 0)')
+    if dim is not None and (isinstance(dim, bool) or not isinstance(dim, int) or dim < 1):
+        raise ValueError(f'episode {start.get("episode")!r}: start event records action_dim={dim!r}')
+    return (None if scale is None else float(scale)), (None if rate is None else float(rate)), dim
 
 
 def _split_topic(topic: str) -> tuple[str, str] | None:
@@ -171,9 +198,9 @@ def _decode_frame(msg, image_size: int | None) -> tuple[np.ndarray | None, str |
 
 def _episodes_of_namespace(bag_name: str, ns: str, topics: dict[str, list],
                            image_size: int | None = None) -> list[Episode]:
-    frames = [(_stamp_ns(msg.header) or t_ns, *_decode_frame(msg, image_size))
+    frames = [(stamp_ns(msg.header.stamp) or t_ns, *_decode_frame(msg, image_size))
               for t_ns, msg in topics['camera/image_raw']]
-    cmds = [(_stamp_ns(m.header) or t, np.array([m.twist.linear.x, m.twist.linear.y, m.twist.linear.z]))
+    cmds = [(stamp_ns(m.header.stamp) or t, twist_velocity(m))
             for t, m in topics['rig/cmd']]
     events = []
     for t_ns, msg in topics['rig/episode']:
@@ -197,19 +224,20 @@ def _episodes_of_namespace(bag_name: str, ns: str, topics: dict[str, list],
             nxt = starts[i + 1]['_t_ns'] if i + 1 < len(starts) else None
             stop = min(x for x in (end, nxt, 2**63 - 1) if x is not None)
             windows.append((str(s.get('episode', i)), after, stop,
-                            [e for e in events if e.get('episode') == s.get('episode')]))
+                            [e for e in events if e.get('episode') == s.get('episode')], s))
             after = stop
     else:
-        windows = [('0', -1, 2**63 - 1, events)]
+        windows = [('0', -1, 2**63 - 1, events, None)]
 
     frames.sort(key=lambda f: f[0])
     cmds.sort(key=lambda c: c[0])
     out = []
-    for episode_id, t0, t1, ep_events in windows:     # (t0, t1]
+    for episode_id, t0, t1, ep_events, start in windows:     # (t0, t1]
         ep_frames = [f for f in frames if t0 < f[0] <= t1]
         ep_cmds = [c for c in cmds if t0 < c[0] <= t1]
         ep = align(f"{bag_name}/{ns.strip('/') or 'root'}/{episode_id}", ep_frames, ep_cmds, ep_events)
         if ep is not None:
+            ep.action_scale, ep.control_rate_hz, ep.action_dim = recorded_scales(start)
             out.append(ep)
     return out
 

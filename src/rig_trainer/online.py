@@ -10,6 +10,14 @@ then ingests every other closed bag as new. A kill -9 at any moment therefore lo
 counts nothing twice: bags ingested after the last checkpoint are simply not in its ledger and are
 ingested again, once.
 
+Scales travel with the data: a recorded command is turned back into the action the policy took with
+the action scale and control rate its episode's start event records (velocity = action * action_scale *
+control_rate_hz), not with this trainer's guess. The trainer trains for one (scale, rate), written into
+every checkpoint's spec: its own `action_scale`/`control_rate_hz` when given, else (0, the default)
+those of the first episode that records them. An episode recorded at another one is refused (the
+ledger's `refused_episodes`: never ingested, never retried); an episode that records none is taken at
+the trainer's, with one warning (docs/interfaces.md, "Scales").
+
 Everything runs in short slices so that a caller (the trainer node's thread) can stop within about a
 VAE step: `ingest` checks `stop` between bags, `train` stops at its budget or at `stop`, and a VAE
 fit (the first pretraining, later refits) proceeds across `train` calls: Adam steps, then the buffer
@@ -22,17 +30,20 @@ import collections
 import dataclasses
 import logging
 import re
+import shutil
 import threading
 import time
 from pathlib import Path
 
 import numpy as np
 
-from rig.config import from_dict, load_yaml
+from rig_base.config import from_dict, load_yaml
+from rig_base.resources import learner_config, learner_tasks
 from rig_learn import checkpoint as ckpt
 from rig_learn.config import LearnConfig, parse_overrides, with_overrides
 from rig_learn.learner import Learner
-from rig_learn.model import model_spec
+from rig_learn.model import SCALE_KEYS, check_scales, model_spec, same_scale
+from rig_learn.replay import Frame
 from rig_trainer.bags import BagError, Episode, list_closed_bags, read_episodes
 
 log = logging.getLogger('rig.trainer')
@@ -40,6 +51,7 @@ log = logging.getLogger('rig.trainer')
 CHECKPOINT_PREFIX = 'ckpt_'
 _CKPT_RE = re.compile(r'^ckpt_(\d{8})$')
 REENCODE_BATCH = 1024       # frames re-encoded per slice after a VAE fit (tens of ms on one core)
+LOG_THROTTLE_S = 10.0       # a repeated complaint (refused episodes, bags waiting for a scale) at most this often
 
 
 @dataclasses.dataclass
@@ -53,8 +65,10 @@ class TrainerConfig:
     arm: str = 'sawyer'
     learn_config: str = ''              # learner YAML; '' -> config/learn_<task>.yaml (if present)
     learn_set: tuple[str, ...] = ()     # KEY=VALUE overrides of the learner YAML, as `rig train --set`
-    action_scale: float = 0.02          # metres per step at action 1.0 (the sim's action_scale)
-    control_rate_hz: float = 20.0       # the graph's control rate: velocity (m/s) = action * scale * rate
+    # velocity (m/s) = action * action_scale * control_rate_hz. 0 (both): the values the episodes record
+    # (the first that records them sets them for the run); given: episodes must record these or none.
+    action_scale: float = 0.0           # metres per step at action 1.0
+    control_rate_hz: float = 0.0        # the actors' control rate
     action_dim: int = 2                 # 2: x-y hand motion (reach, push); 3: x-y-z (door)
     checkpoint_every_updates: int = 1000
     keep_checkpoints: int = 3
@@ -69,12 +83,10 @@ class TrainerConfig:
 def load_learn_config(cfg: TrainerConfig) -> LearnConfig:
     path = cfg.learn_config
     if not path:
-        from rig.graph import config_dir
-        candidate = config_dir() / f'learn_{cfg.task}.yaml'
-        if not candidate.exists():
-            known = sorted(p.stem[6:] for p in config_dir().glob('learn_*.yaml') if '_' not in p.stem[6:])
-            raise ValueError(f'task {cfg.task!r}: no learner config {candidate.name} (tasks: {known}); '
-                             'give learn_config for another task')
+        candidate = learner_config(cfg.task)
+        if candidate is None:
+            raise ValueError(f'task {cfg.task!r}: no learner config learn_{cfg.task}.yaml '
+                             f'(tasks: {learner_tasks()}); give learn_config for another task')
         path = str(candidate)
     learn = with_overrides(load_yaml(LearnConfig, path), parse_overrides(cfg.learn_set))
     learn.task, learn.arm, learn.seed, learn.device = cfg.task, cfg.arm, cfg.seed, cfg.device
@@ -82,11 +94,39 @@ def load_learn_config(cfg: TrainerConfig) -> LearnConfig:
     return learn
 
 
+def check_scale_config(cfg: TrainerConfig) -> None:
+    """action_scale and control_rate_hz: both 0 (from the data) or both > 0."""
+    scale, rate = cfg.action_scale, cfg.control_rate_hz
+    if scale < 0 or rate < 0 or (scale == 0) != (rate == 0):
+        raise ValueError(f'action_scale and control_rate_hz must both be > 0, or both 0 (take them from the '
+                         f'episodes), got action_scale={scale} control_rate_hz={rate}')
+
+
+def configured_scales(cfg: TrainerConfig) -> tuple[float, float] | None:
+    return (float(cfg.action_scale), float(cfg.control_rate_hz)) if cfg.action_scale > 0 else None
+
+
 def agent_spec(cfg: TrainerConfig, learn: LearnConfig) -> dict:
     """The checkpoint spec, from configuration alone (the trainer has no environment; states are the
-    3-D hand or puck positions the graph does not record)."""
-    return model_spec(learn, cfg.action_dim, 3, 3, task=cfg.task, arm=cfg.arm, action_scale=float(cfg.action_scale),
-                      control_rate_hz=float(cfg.control_rate_hz))
+    3-D hand or puck positions the graph does not record). action_scale/control_rate_hz are None while
+    the trainer has them neither from its configuration nor from an episode."""
+    scales = configured_scales(cfg) or (None, None)
+    return model_spec(learn, cfg.action_dim, 3, 3, task=cfg.task, arm=cfg.arm, action_scale=scales[0],
+                      control_rate_hz=scales[1])
+
+
+def _fmt_scales(scale, rate) -> str:
+    return f'action_scale {scale:g} m x control_rate_hz {rate:g} Hz'
+
+
+@dataclasses.dataclass
+class _BagRead:
+    """One bag's episodes as the buffer will take them, computed before anything is written."""
+    prepared: list                                      # (Episode, encoded) of the episodes ingested
+    refused: dict = dataclasses.field(default_factory=dict)   # episode key -> why it is refused
+    adopted: tuple | None = None                        # (scale, rate, episode key) the bag sets for the run
+    unrecorded: list = dataclasses.field(default_factory=list)  # keys taken at the trainer's scales
+    waiting: bool = False                               # no scale known yet for episodes that record none
 
 
 def latest_checkpoint(checkpoint_dir: Path) -> Path | None:
@@ -101,6 +141,7 @@ class OnlineTrainer:
                  stop: threading.Event | None = None):
         if cfg.learn_config and learn is None and not Path(cfg.learn_config).exists():
             raise FileNotFoundError(f'learner config {cfg.learn_config} not found')
+        check_scale_config(cfg)
         self.cfg = cfg
         self.learn = learn or load_learn_config(cfg)
         if self.learn.mode != 'rig':
@@ -111,6 +152,10 @@ class OnlineTrainer:
         self.ingested: list[str] = []          # bag names ingested (counted), in ingestion order
         self.bag_transitions: dict[str, int] = {}  # bag name -> transitions it gave (to resume)
         self.bad_bags: dict[str, str] = {}     # bag name -> why it was skipped (not retried)
+        self.refused_episodes: dict[str, str] = {}  # episode key -> why (another scale); its bag is ingested
+        self.waiting_for_scales: set[str] = set()   # bags that need a scale no episode has given yet
+        self._warned_unrecorded = False
+        self._throttle: dict[str, tuple[float, int]] = {}   # complaint -> (last logged, not logged since)
         self.dropped_frames: collections.Counter = collections.Counter()  # reason -> frames dropped
         self.counters = {'transitions': 0, 'episodes': 0, 'updates': 0, 'checkpoints': 0,
                          'vae_fits': 0, 'frames': 0}
@@ -144,12 +189,26 @@ class OnlineTrainer:
             raise ckpt.CheckpointError(f'{path}: not a trainer checkpoint (no ledger)')
         expected = {k: self.spec[k] for k in ckpt.CHECKED_KEYS}
         learner = Learner.load(path, expected=expected, device=self.cfg.device)
-        learner.model.spec.update({k: self.spec[k] for k in ('action_scale', 'control_rate_hz')})
+        # The checkpoint's scales are those of the data in it: a trainer given others refuses to go on
+        # with it; one left to the data (0) takes them; one whose checkpoint has none yet keeps its own.
+        mine = configured_scales(self.cfg)
+        if mine is not None:
+            try:
+                check_scales(learner.model.spec, dict(zip(SCALE_KEYS, mine)), str(path), who='this trainer')
+            except ckpt.CheckpointMismatch as exc:
+                raise ckpt.CheckpointMismatch(
+                    f'{exc}. Its model learned from data of that scale: start the trainer without '
+                    'action_scale/control_rate_hz (0: the data says), or give it another checkpoint_dir') from exc
+        theirs = tuple(learner.model.spec.get(k) for k in SCALE_KEYS)
+        scales = theirs if None not in theirs else mine
+        for k, v in zip(SCALE_KEYS, scales or (None, None)):
+            self.spec[k] = learner.model.spec[k] = None if v is None else float(v)
         learner.make_buffer()
         self.learner = learner
         self.schedule = learner.schedule
         self.counters.update(ledger['counters'])
         self.bad_bags = dict(ledger.get('bad_bags', {}))
+        self.refused_episodes = dict(ledger.get('refused_episodes', {}))
         self.dropped_frames = collections.Counter(ledger.get('dropped_frames', {}))
         self.bag_transitions = dict(ledger.get('bag_transitions', {}))
         self.vae_job = ledger.get('vae_job')
@@ -165,6 +224,8 @@ class OnlineTrainer:
         for name in reversed(self.ingested):
             if covered >= capacity:
                 break
+            if self.bag_transitions.get(name, 1) == 0:
+                continue          # it gave nothing to the buffer (every episode refused, or too short)
             if not (Path(self.cfg.data_dir) / name).is_dir():
                 missing.append(name)
                 log.error('resume: bag %s from the ledger is gone; its data is lost', name)
@@ -174,12 +235,14 @@ class OnlineTrainer:
         reread = 0
         for name in reversed(chosen):           # into the buffer in the order they first went in
             try:
-                prepared = self._read_bag(Path(self.cfg.data_dir) / name)
+                read = self._read_bag(Path(self.cfg.data_dir) / name, resume=True)
+                if read.waiting:
+                    raise BagError('it records no action scale and the checkpoint has none')
             except Exception as exc:  # noqa: BLE001 - one bag's trouble must not stop the resume
                 missing.append(name)
                 log.error('resume: bag %s from the ledger cannot be read (%s); its data is lost', name, exc)
                 continue
-            for ep, enc in prepared:
+            for ep, enc in read.prepared:
                 self._add_episode(ep, enc)
             reread += 1
         log.info('resumed from %s: %d of %d ledger bags re-read (not recounted), counters %s%s%s', path.name,
@@ -188,27 +251,92 @@ class OnlineTrainer:
                  f", VAE {self.vae_job['kind']} at step {self.vae_job['done']}/{self.vae_job['steps']}"
                  if self.vae_job else '')
 
+    # -- scales -------------------------------------------------------------------------------------
+    @property
+    def scales(self) -> tuple[float, float] | None:
+        """(action_scale, control_rate_hz) the trainer trains for (its checkpoints' spec); None: not known yet."""
+        values = tuple(self.spec.get(k) for k in SCALE_KEYS)
+        return None if None in values else values
+
+    def _adopt(self, scale: float, rate: float, source: str) -> None:
+        for k, v in zip(SCALE_KEYS, (scale, rate)):
+            self.spec[k] = self.learner.model.spec[k] = float(v)
+        self.waiting_for_scales.clear()        # they can be read now
+        self._ledger_changed = True
+        log.info('training for %s, as episode %s records (checkpoints say so from now on)',
+                 _fmt_scales(scale, rate), source)
+
+    def _refusal(self, ep: Episode, scales: tuple | None) -> str | None:
+        """Why an episode cannot be trained on with the others (made at another scale or size), or None."""
+        if ep.action_dim is not None and ep.action_dim != self.cfg.action_dim:
+            return f'recorded with action_dim {ep.action_dim}, the trainer trains action_dim {self.cfg.action_dim}'
+        if ep.action_scale is None or scales is None:
+            return None
+        if same_scale(ep.action_scale, scales[0]) and same_scale(ep.control_rate_hz, scales[1]):
+            return None
+        return (f'recorded with {_fmt_scales(ep.action_scale, ep.control_rate_hz)}, the trainer trains for '
+                f'{_fmt_scales(*scales)}')
+
+    def _throttled(self, level: int, kind: str, text: str) -> None:
+        """Log `text` unless `kind` was logged within LOG_THROTTLE_S; then say how many were not."""
+        now = time.monotonic()
+        last, quiet = self._throttle.get(kind, (-float('inf'), 0))
+        if now - last < LOG_THROTTLE_S:
+            self._throttle[kind] = (last, quiet + 1)
+            return
+        log.log(level, text + (f' ({quiet} more like it in the last {now - last:.0f} s)' if quiet else ''))
+        self._throttle[kind] = (now, 0)
+
     # -- ingestion ----------------------------------------------------------------------------------
     def pending_bags(self) -> list[Path]:
+        """Closed bags not yet ingested nor skipped (those waiting for a scale included)."""
         seen = set(self.ingested) | set(self.bad_bags)
         return [b for b in list_closed_bags(self.cfg.data_dir) if b.name not in seen]
 
     def ingest(self, max_bags: int | None = None) -> int:
         """Read new closed bags into the replay buffer; returns the number of new transitions.
 
-        A bag that fails in any way is skipped with its reason (bad_bags); the others go on."""
+        A bag that fails in any way is skipped with its reason (bad_bags); the others go on. An episode
+        recorded at another action scale or control rate is refused (refused_episodes) and the rest of
+        its bag ingested. A bag that needs a scale nobody has given yet waits (not in the ledger) until
+        an episode records one."""
         added = 0
         for bag in self.pending_bags()[:max_bags]:
             if self.stop.is_set():
                 break
+            if bag.name in self.waiting_for_scales:
+                continue             # read again once an episode has given the scales
             try:
-                prepared = self._read_bag(bag)
+                read = self._read_bag(bag)
             except Exception as exc:  # noqa: BLE001 - one bad bag never stops ingestion
                 reason = str(exc) if isinstance(exc, BagError) else f'{type(exc).__name__}: {exc}'
                 self.bad_bags[bag.name] = reason
                 self._ledger_changed = True
                 log.error('skipping bag %s: %s', bag.name, reason)
                 continue
+            if read.waiting:
+                self.waiting_for_scales.add(bag.name)
+                self._throttled(logging.ERROR, 'waiting', (
+                    f'bag {bag.name} waits: its episodes record no action scale or control rate and the trainer '
+                    'has none (action_scale and control_rate_hz 0: taken from the first episode that records '
+                    'them); give the trainer action_scale and control_rate_hz (the policy\'s) to train on it '
+                    f'now ({len(self.waiting_for_scales)} bag(s) waiting)'))
+                continue
+            if read.adopted is not None:
+                self._adopt(*read.adopted)
+            if read.unrecorded and not self._warned_unrecorded:
+                self._warned_unrecorded = True
+                log.warning('episode %s (and maybe others) records no action scale or control rate (recorded '
+                            'before rig recorded them, or without a rig policy): its commands are taken as made '
+                            'at %s, the values this trainer trains for (said once)', read.unrecorded[0],
+                            _fmt_scales(*self.scales))
+            for key, why in read.refused.items():
+                self.refused_episodes[key] = why
+                self._throttled(logging.ERROR, 'refused', (
+                    f'refusing episode {key}: {why}; not ingested ({len(self.refused_episodes)} refused so far). '
+                    'A trainer trains for one scale: the policy\'s action_scale and control_rate_hz must be the '
+                    'same for all the data (docs/interfaces.md, "Scales")'))
+            prepared = read.prepared
             n = sum(self._add_episode(ep, enc) for ep, enc in prepared)
             episodes = [ep for ep, _ in prepared if ep.num_transitions]
             dropped = sum((collections.Counter(ep.dropped_frames) for ep, _ in prepared), collections.Counter())
@@ -231,14 +359,43 @@ class OnlineTrainer:
                 log.info('ingested %s: %d episode(s), %d transitions', bag.name, len(episodes), n)
         return added
 
-    def _read_bag(self, bag: Path) -> list[tuple[Episode, tuple]]:
+    def _read_bag(self, bag: Path, resume: bool = False) -> _BagRead:
         """The bag's episodes, each with what the buffer needs of it, all computed before anything is
-        written: a bag that fails leaves the buffer as it was."""
+        written (the scales it would set for the run included): a bag that fails leaves the buffer and
+        the trainer as they were. Each episode's commands become actions at the scales it records, or,
+        if it records none, at the trainer's; an episode recorded at others is refused whole. On a
+        resume, the episodes the ledger refused are left out again."""
         episodes = read_episodes(bag, image_size=self.learn.image_size)
-        return [(ep, self._encode_episode(ep)) for ep in episodes]
+        out = _BagRead(prepared=[])
+        scales = self.scales
+        if scales is None:
+            first = next((ep for ep in episodes if ep.action_scale is not None
+                          and self._refusal(ep, None) is None), None)
+            if first is not None:
+                scales = (first.action_scale, first.control_rate_hz)
+                out.adopted = (*scales, first.key)
+        kept = []
+        for ep in episodes:
+            if resume and ep.key in self.refused_episodes:
+                continue
+            why = self._refusal(ep, scales)
+            if why is not None:
+                out.refused[ep.key] = why
+                continue
+            if ep.action_scale is None and ep.num_transitions:
+                if scales is None:
+                    return _BagRead(prepared=[], waiting=True)
+                out.unrecorded.append(ep.key)
+            kept.append(ep)
+        for ep in kept:
+            own = scales if ep.action_scale is None else (ep.action_scale, ep.control_rate_hz)
+            out.prepared.append((ep, self._encode_episode(ep, own)))
+        return out
 
-    def _velocity_to_action(self, v: np.ndarray) -> np.ndarray:
-        a = v[:, :self.cfg.action_dim] / (self.cfg.action_scale * self.cfg.control_rate_hz)
+    def _velocity_to_action(self, v: np.ndarray, scales: tuple[float, float]) -> np.ndarray:
+        """Recorded velocities (m/s) -> the actions that made them, at the episode's (scale, rate)."""
+        scale, rate = scales
+        a = v[:, :self.cfg.action_dim] / (scale * rate)
         return np.clip(a, -1.0, 1.0).astype(np.float32)
 
     def _goal_latent(self, ep: Episode) -> np.ndarray:
@@ -252,12 +409,12 @@ class OnlineTrainer:
                     return z
         return self.learner.model.goals.sample(1)[0].astype(np.float32)
 
-    def _encode_episode(self, ep: Episode) -> tuple:
+    def _encode_episode(self, ep: Episode, scales: tuple[float, float] | None) -> tuple:
         """(actions, latent means, log-variances, goal latent) of an episode with transitions."""
         if not ep.num_transitions:
             return ()
         means, logvars = self.learner.model.encode(ep.images)
-        return self._velocity_to_action(ep.velocities), means, logvars, self._goal_latent(ep)
+        return self._velocity_to_action(ep.velocities, scales), means, logvars, self._goal_latent(ep)
 
     def _add_episode(self, ep: Episode, encoded: tuple) -> int:
         """Append an episode's frames/commands as consecutive runs of transitions."""
@@ -268,8 +425,7 @@ class OnlineTrainer:
         buf = self.learner.buffer
 
         def frame(i):
-            return {'image': ep.images[i], 'state': nan_state, 'achieved': nan_state,
-                    'feat': means[i], 'logvar': logvars[i]}
+            return Frame(ep.images[i], nan_state, nan_state, means[i], logvars[i])
         n = 0
         prev_next = None
         for k in range(ep.num_transitions):
@@ -405,6 +561,7 @@ class OnlineTrainer:
         manifest = {**self.learner.manifest(),
                     'trainer': {'ingested': list(self.ingested), 'bag_transitions': dict(self.bag_transitions),
                                 'bad_bags': dict(self.bad_bags), 'dropped_frames': dict(self.dropped_frames),
+                                'refused_episodes': dict(self.refused_episodes),
                                 'vae_job': dict(self.vae_job) if self.vae_job else None,
                                 'updates_owed': self._updates_owed, 'refit_pending': self._refit_pending,
                                 'schedule_start': self.schedule_start,
@@ -416,7 +573,6 @@ class OnlineTrainer:
         self.latest = path
         for old in sorted(p for p in self.ckpt_dir.glob(f'{CHECKPOINT_PREFIX}*') if _CKPT_RE.match(p.name))[
                 :-self.cfg.keep_checkpoints]:
-            import shutil
             shutil.rmtree(old, ignore_errors=True)
         return path
 

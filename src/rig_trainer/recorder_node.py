@@ -2,8 +2,10 @@
 
 Episode boundaries come from `rig/episode` events (JSON, docs/interfaces.md). Messages are recorded as the
 serialized bytes that arrived (raw subscriptions), so nothing is decoded and re-encoded on the way to
-disk. A bag becomes visible to the trainer only once closed; after a crash it stays in `.partial/`
-where nobody reads it.
+disk: the start event lands in the bag as the policy sent it, with the action scale, control rate and
+action size the episode's commands are made with (the trainer turns them back into actions with those).
+A bag becomes visible to the trainer only once closed; after a crash it stays in `.partial/` where
+nobody reads it.
 
 Shutdown (SIGINT to the whole graph, every node at once): the policy ends its episode with
 `"reason": "shutdown"` and the safety filter sends a last zero command. The recorder keeps the bag
@@ -21,13 +23,15 @@ import time
 
 from geometry_msgs.msg import PoseStamped, TwistStamped
 from rclpy.node import Node
+from rclpy.serialization import deserialize_message, serialize_message
 from sensor_msgs.msg import Image
 from std_msgs.msg import String
 
-from rig import qos
-from rig.config import ConfigError
-from rig.node_main import run_node
-from rig.ros_params import declare_dataclass_parameters
+from rig_base import qos
+from rig_base.config import ConfigError
+from rig_base.msgs import twist_is_zero
+from rig_base.node_main import run_node
+from rig_base.ros_params import declare_dataclass_parameters
 from rig_trainer.bags import RECORDED_TOPICS, EpisodeBagWriter
 
 MSG_CLASSES = {
@@ -118,7 +122,6 @@ class RecorderNode(Node):
             self.dropped_outside_episode += 1
 
     def _on_episode_event(self, raw: bytes, now_ns: int) -> None:
-        from rclpy.serialization import deserialize_message
         try:
             event = json.loads(deserialize_message(raw, String).data)
             kind, episode = event['event'], event['episode']
@@ -167,7 +170,7 @@ class RecorderNode(Node):
             self.get_logger().warning('episode exceeded max_episode_s without an end event: closing it')
             self._close()
 
-    # -- shutdown (rig.node_main.stop_nodes) ----------------------------------------------------------
+    # -- shutdown (rig_base.node_main.stop_nodes) ----------------------------------------------------------
     def stop(self) -> None:
         """Shutdown began: wait (bounded) for the open episode's end event and final zero command."""
         if self.writer is not None and self._close_by is None:
@@ -179,7 +182,6 @@ class RecorderNode(Node):
         if not force and (self._close_by is None or time.monotonic() < self._close_by):
             return False
         if not self._end_seen:
-            from rclpy.serialization import serialize_message
             end = {'event': 'end', 'episode': self.episode_id, 'reason': 'recorder shutdown'}
             self.writer.write('rig/episode', self.get_clock().now().nanoseconds,
                               serialize_message(String(data=json.dumps(end))))
@@ -197,12 +199,11 @@ class RecorderNode(Node):
 
 
 def _is_zero_command(raw: bytes) -> bool:
-    from rclpy.serialization import deserialize_message
     try:
-        t = deserialize_message(raw, TwistStamped).twist
+        msg = deserialize_message(raw, TwistStamped)
     except Exception:  # noqa: BLE001 - a malformed command is not the zero we wait for
         return False
-    return not any((t.linear.x, t.linear.y, t.linear.z, t.angular.x, t.angular.y, t.angular.z))
+    return twist_is_zero(msg)
 
 
 def main(args=None) -> int:

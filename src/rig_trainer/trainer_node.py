@@ -6,7 +6,7 @@ atomically and its path published latched on `rig/checkpoint`; encoder and polic
 Killed at any moment (even kill -9), a restarted trainer resumes from its newest checkpoint and the
 bags on disk without losing or double-counting an episode (see `rig_trainer.online`).
 
-Shutdown (`rig.node_main.stop_nodes`): `stop()` asks the thread to stop; it leaves within about one
+Shutdown (`rig_base.node_main.stop_nodes`): `stop()` asks the thread to stop; it leaves within about one
 VAE or gradient step (even mid-pretraining or mid-refit: those run in slices), writes a final
 checkpoint if anything is new since the last one (a fit's progress included), announces it, and
 exits; `finished_stopping()` says when. A checkpoint is written atomically: the newest complete one
@@ -21,14 +21,15 @@ import sys
 import threading
 import time
 
+import torch
 from rclpy.node import Node
 from std_msgs.msg import String
 
-from rig import qos
-from rig.config import ConfigError
-from rig.node_main import run_node
-from rig.ros_params import declare_dataclass_parameters
-from rig_trainer.online import OnlineTrainer, TrainerConfig
+from rig_base import qos
+from rig_base.config import ConfigError
+from rig_base.node_main import run_node
+from rig_base.ros_params import declare_dataclass_parameters
+from rig_trainer.online import OnlineTrainer, TrainerConfig, check_scale_config
 
 STATUS_PERIOD_S = 1.0   # rig/trainer_status
 JOIN_S = 1.5   # destroy_node's longest wait for the thread (it stops within a step, then saves)
@@ -40,9 +41,10 @@ class TrainerNodeConfig(TrainerConfig):
     train_slice_s: float = 0.5
 
     def __post_init__(self):
-        if self.action_scale <= 0 or self.control_rate_hz <= 0:
-            raise ConfigError(f'action_scale and control_rate_hz must be > 0, got action_scale='
-                              f'{self.action_scale} control_rate_hz={self.control_rate_hz}')
+        try:
+            check_scale_config(self)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         if self.action_dim not in (2, 3):
             raise ConfigError(f'action_dim must be 2 or 3, got {self.action_dim}')
         at_least_one = {f: getattr(self, f) for f in ('checkpoint_every_updates', 'keep_checkpoints')}
@@ -62,8 +64,9 @@ DESCRIPTIONS = {
     'learn_config': "learner YAML (rig_learn.config.LearnConfig), the schedule `rig train` follows too; "
                     "'' = config/learn_<task>.yaml",
     'learn_set': "overrides of the learner YAML, KEY=VALUE as `rig train --set` (e.g. ['vae.pretrain_images=1000'])",
-    'action_scale': 'metres per step at action 1.0 (must match the policy node)',
-    'control_rate_hz': 'control rate of the actors (must match the policy node)',
+    'action_scale': "metres per step at action 1.0 (the policy's); 0 = as the episodes record it (the first "
+                    'that records it sets it for the run); given, episodes recorded at another are refused',
+    'control_rate_hz': "control rate of the actors (the policy's); 0 = as the episodes record it, like action_scale",
     'action_dim': 'action dimensions: 2 (x-y hand motion) or 3 (x-y-z)',
     'checkpoint_every_updates': 'publish a checkpoint at least every this many gradient steps',
     'keep_checkpoints': 'how many checkpoints to keep on disk',
@@ -104,9 +107,12 @@ class TrainerNode(Node):
     def status(self) -> dict:
         """Counters, newest checkpoint, VAE fit in progress, bags waiting, and whether it is caught up."""
         t = self.trainer
+        scales = t.scales
         return {'counters': dict(t.counters), 'latest': str(t.latest or ''), 'vae_job': dict(t.vae_job or {}),
                 'pretrain_images': t.schedule.pretrain_images, 'schedule_start': t.schedule_start,
                 **t.backlog(), 'bad_bags': len(t.bad_bags), 'dropped_frames': dict(t.dropped_frames),
+                'action_scale': scales and scales[0], 'control_rate_hz': scales and scales[1],
+                'refused_episodes': len(t.refused_episodes), 'waiting_for_scales': len(t.waiting_for_scales),
                 'error': '' if self.error is None else f'{type(self.error).__name__}: {self.error}'}
 
     def publish_status(self) -> None:
@@ -124,7 +130,6 @@ class TrainerNode(Node):
             self.trainer.cfg = dataclasses.replace(self.trainer.cfg, **changed)
 
     def _run(self) -> None:
-        import torch
         torch.set_num_threads(max(1, self.cfg.num_threads))
         last_scan = 0.0
         try:
