@@ -105,9 +105,14 @@ class Cell:
         self.call(self.practice, self.SetBool.Request(data=on))
 
     def reach_goal(self, k: int, timeout: float = 60.0) -> dict:
-        home = self.call(self.home, self.Trigger.Request(), timeout=60.0)
-        if not home.success:
-            raise RuntimeError(f'goal {k}: rig/home failed: {home.message}')
+        for _ in range(3):   # as an operator would: a move home stopped by a stale joint state, again
+            home = self.call(self.home, self.Trigger.Request(), timeout=60.0)
+            if home.success:
+                break
+            print(f'  goal {k}: rig/home failed ({home.message}); again', flush=True)
+            self.spin(1.0)
+        else:
+            raise RuntimeError(f'goal {k}: rig/home failed 3 times: {home.message}')
         n_goals, n_events = len(self.goal_images), len(self.events)
         self.call(self.sample_goal, self.Trigger.Request())
         start = json.loads(self.call(self.state, self.Trigger.Request()).message)

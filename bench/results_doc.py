@@ -14,6 +14,7 @@ committed page is what the committed results give). Placeholders are Python form
     graph.<section>             a section of bench/results/graph/figures.json
     sim, ros                    bench/results/sim/throughput.json, bench/results/ros/lockstep.json
     vae.<stem>, vae.<folder>.<stem>   bench/results/vae/...
+    sim_cell.<arm>              bench/results/sim_cell/<arm>.json (bench_cell)
 
 A JSON object's keys read as attributes (graph.learning.graph_wall_s). Values per seed (a Seq) print
 as 'a / b / c', the format applied to each, and their `.range` as 'lo-hi'. Besides Python's formats:
@@ -160,7 +161,10 @@ class _Formatter(string.Formatter):
 
 
 def _folder(folder: Path, read) -> Fields:
-    """{stem: read(path)} for the JSONs of a folder, and {name: _folder(sub)} for its sub-folders."""
+    """{stem: read(path)} for the JSONs of a folder, and {name: _folder(sub)} for its sub-folders
+    (nothing for a folder no benchmark has written yet)."""
+    if not folder.is_dir():
+        return Fields()
     out = Fields({p.stem: read(p) for p in sorted(folder.glob('*.json'))})
     out.update({sub.name: _folder(sub, read) for sub in sorted(folder.iterdir()) if sub.is_dir()})
     return out
@@ -179,7 +183,8 @@ def load(results: Path = RESULTS) -> dict:
             'graph': Fields(read_result(results / 'graph' / 'figures.json', 'graph')),
             'sim': Sim(read_result(results / 'sim' / 'throughput.json', 'sim')),
             'ros': Fields(read_result(results / 'ros' / 'lockstep.json', 'ros')),
-            'vae': _folder(results / 'vae', lambda p: Fields(read_result(p, 'vae')))}
+            'vae': _folder(results / 'vae', lambda p: Fields(read_result(p, 'vae'))),
+            'sim_cell': _folder(results / 'sim_cell', lambda p: Fields(read_result(p, 'sim_cell')))}
 
 
 def render(results: Path = RESULTS, template: Path = TEMPLATE) -> str:
