@@ -41,6 +41,24 @@ def _env() -> dict:
     return env
 
 
+def frame_to_controller_ms(raw, cmd, out):
+    """Frame -> controller command [ms] for each policy command: `raw` (arrival ns, frame stamp ns) of
+    rig/cmd_raw, then the next rig/cmd arrival (`cmd`, ns, sorted) after it and the next controller
+    message (`out`, ns, sorted) after that. Unstamped commands, and the last ones nothing answered
+    yet, are left out."""
+    import numpy as np  # noqa: PLC0415 - deferred with the rest (see Cell)
+    cmd, out = np.asarray(cmd, np.int64), np.asarray(out, np.int64)
+    got = []
+    for arrival, stamp in raw:
+        i = np.searchsorted(cmd, arrival)
+        if stamp <= 0 or i >= len(cmd):
+            continue
+        j = np.searchsorted(out, cmd[i])
+        if j < len(out):
+            got.append((out[j] - stamp) / 1e6)
+    return np.array(got)
+
+
 class Cell:
     """The operator's and the meter's view of a running cell, over ROS."""
 
@@ -135,22 +153,7 @@ class Cell:
             self.set_practice(True)
 
     def latencies_ms(self):
-        """Frame -> controller command [ms] for each policy command: (cmd_raw arrival - frame stamp), then
-        to the next rig/cmd after it and the next controller message after that."""
-        np = self.np
-        cmd, out = np.array(self.cmd, np.int64), np.array(self.out, np.int64)
-        got = []
-        for arrival, stamp in self.raw:
-            if stamp <= 0:
-                continue
-            i = np.searchsorted(cmd, arrival)
-            if i >= len(cmd):
-                continue
-            j = np.searchsorted(out, cmd[i])
-            if j >= len(out):
-                continue
-            got.append((out[j] - stamp) / 1e6)
-        return np.array(got)
+        return frame_to_controller_ms(self.raw, self.cmd, self.out)
 
     def close(self) -> None:
         self.node.destroy_node()

@@ -479,3 +479,22 @@ def test_the_results_page_refuses_a_result_of_an_unknown_schema(tmp_path, capsys
     path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != 'schema'}))
     with pytest.raises(ValueError, match='schema None'):
         render(results)
+
+
+def test_bench_cell_latency_follows_a_command_through_the_filter_to_the_controller():
+    """A frame stamped at 0 answered by rig/cmd_raw at 30 ms: the filter's next rig/cmd (50 ms), the
+    adapter's next controller message after that (55 ms) -> 55 ms; unstamped and unanswered ones are out."""
+    from bench.bench_cell import frame_to_controller_ms, markdown
+    ms = 1_000_000
+    got = frame_to_controller_ms([(30 * ms, 1), (40 * ms, 0), (200 * ms, 150 * ms)],
+                                 [10 * ms, 50 * ms, 100 * ms], [45 * ms, 55 * ms, 105 * ms])
+    assert got.tolist() == [(55 * ms - 1) / 1e6]
+    r = {'arm': 'ur5e', 'date': 'd', 'host': 'h', 'command': 'c', 'practice_minutes': 30, 'transitions': 1,
+         'updates': 2, 'episodes': 3, 'goals': [{}] * 50, 'median_final_distance_m': 0.02,
+         'median_start_distance_m': 0.12, 'success': 0.9, 'target': {'median_final_distance_m': 0.03, 'wall_s': 1800},
+         'wall_s': 1790, 'latency_p50_ms': 40, 'latency_p99_ms': 110, 'latency_samples': 9,
+         'curve': [{'practice_min': 30, 'wall_min': 31, 'transitions': 1, 'goals': 50,
+                    'median_final_distance_m': 0.02}]}
+    text = markdown(r)
+    assert '**0.020 m**' in text and 'met' in text and 'p99 110 ms' in text
+    assert 'missed' in markdown({**r, 'median_final_distance_m': 0.05})
