@@ -26,6 +26,13 @@ pytestmark = pytest.mark.ros
 STARTUP = 40.0
 
 
+def fresh_latent(node) -> Image:
+    """A zero latent stamped now, as the encoder publishes it."""
+    msg = latent_to_msg(np.zeros(4), np.zeros(4), Image().header)
+    msg.header.stamp = node.get_clock().now().to_msg()
+    return msg
+
+
 def make_checkpoint(path, latent_dim=4, task='reach', grad_steps=0, scales=(0.0, 0.0)):
     """A trainer's checkpoint; `scales` (action_scale, control_rate_hz) it was trained for, (0, 0): none yet."""
     cfg = LearnConfig(task=task)
@@ -197,14 +204,9 @@ def test_policy_refuses_a_checkpoint_made_for_another_scale_and_keeps_its_own(ro
     goal_pub = node.create_publisher(Image, 'rig/goal_latent', qos.GOAL_LATENT_QOS)
     ck_pub = node.create_publisher(String, 'rig/checkpoint', qos.CHECKPOINT_QOS)
 
-    def latent():
-        msg = latent_to_msg(np.zeros(4), np.zeros(4), Image().header)
-        msg.header.stamp = node.get_clock().now().to_msg()
-        return msg
-
     def answered():
         n = len(cmds)
-        lat_pub.publish(latent())
+        lat_pub.publish(fresh_latent(node))
         return spin_until(node, lambda: len(cmds) > n, 5.0)
     log = tmp_path / 'policy.log'
     params = {'checkpoint': str(ckpt), 'task': 'reach', 'action_scale': cell[0], 'control_rate_hz': cell[1],
@@ -213,7 +215,7 @@ def test_policy_refuses_a_checkpoint_made_for_another_scale_and_keeps_its_own(ro
         goal_pub.publish(latent_to_msg(np.ones(4), np.zeros(4), Image().header))
         deadline = time.monotonic() + STARTUP
         while not cmds and time.monotonic() < deadline:
-            lat_pub.publish(latent())
+            lat_pub.publish(fresh_latent(node))
             spin_until(node, lambda: bool(cmds), 0.3)
         assert cmds, log.read_text()
         assert spin_until(node, lambda: in_use and in_use[-1] == str(ckpt), 5.0), in_use
@@ -248,11 +250,6 @@ def test_a_new_operator_goal_answers_the_frame_that_came_before_it(ros_node, tmp
     lat_pub = node.create_publisher(Image, 'rig/latent', qos.LATENT_QOS)
     goal_pub = node.create_publisher(Image, 'rig/goal_latent', qos.GOAL_LATENT_QOS)
 
-    def latent():
-        msg = latent_to_msg(np.zeros(4), np.zeros(4), Image().header)
-        msg.header.stamp = node.get_clock().now().to_msg()
-        return msg
-
     def goal():
         msg = latent_to_msg(np.ones(4), np.zeros(4), Image().header)
         msg.header.stamp = node.get_clock().now().to_msg()
@@ -263,17 +260,17 @@ def test_a_new_operator_goal_answers_the_frame_that_came_before_it(ros_node, tmp
         goal_pub.publish(goal())
         deadline = time.monotonic() + STARTUP
         while not cmds and time.monotonic() < deadline:
-            lat_pub.publish(latent())
+            lat_pub.publish(fresh_latent(node))
             spin_until(node, lambda: bool(cmds), 0.3)
         assert cmds, log.read_text()
         for _ in range(5):   # to the end of the 3-step episode: then silent until the next goal
             n = len(cmds)
-            lat_pub.publish(latent())
+            lat_pub.publish(fresh_latent(node))
             spin_until(node, lambda: len(cmds) > n, 0.5)
         n = len(cmds)
-        lat_pub.publish(latent())
+        lat_pub.publish(fresh_latent(node))
         assert not spin_until(node, lambda: len(cmds) > n, 0.5), 'silent after its episode'
-        waiting = latent()
+        waiting = fresh_latent(node)
         lat_pub.publish(waiting)
         spin_until(node, lambda: False, 0.05)
         goal_pub.publish(goal())
@@ -281,10 +278,10 @@ def test_a_new_operator_goal_answers_the_frame_that_came_before_it(ros_node, tmp
         assert stamp_of(cmds[-1]) == stamp_of(waiting)
         # A frame that waited too long (> max_latency_s) is not acted on.
         for _ in range(5):
-            lat_pub.publish(latent())
+            lat_pub.publish(fresh_latent(node))
             spin_until(node, lambda: False, 0.1)
         n = len(cmds)
-        lat_pub.publish(latent())
+        lat_pub.publish(fresh_latent(node))
         spin_until(node, lambda: False, 0.4)
         goal_pub.publish(goal())
         assert not spin_until(node, lambda: len(cmds) > n, 0.5), 'a stale frame is not answered'

@@ -90,6 +90,12 @@ class NodeSpec:
                                     # a shared executor and GIL would starve it while the actors run)
 
 
+#: One trainer for every actor of a graph, in its own process (`rig up`: a shared executor and GIL
+#: would starve it while the actors run).
+TRAINER = NodeSpec('trainer', 'trainer', 'rig_trainer.trainer_node:TrainerNode',
+                   'rig_trainer.trainer_node:TrainerNodeConfig', ('task', 'arm', 'data_dir'),
+                   per_actor=False, own_process=True)
+
 SIM_NODES = (
     NodeSpec('sim_bridge', 'sim_bridge', 'rig_sim.bridge_node:SimBridgeNode', 'rig_sim.bridge_node:BridgeConfig',
              ('task', 'arm')),
@@ -101,10 +107,8 @@ SIM_NODES = (
              'rig_policy.safety:SafetyConfig'),
     NodeSpec('recorder', 'recorder', 'rig_trainer.recorder_node:RecorderNode',
              'rig_trainer.recorder_node:RecorderConfig', ('data_dir',)),
-    NodeSpec('trainer', 'trainer', 'rig_trainer.trainer_node:TrainerNode', 'rig_trainer.trainer_node:TrainerNodeConfig',
-             ('task', 'arm', 'data_dir'), per_actor=False, own_process=True),
+    TRAINER,
 )
-TRAINER = SIM_NODES[-1]
 #: The simulated drivers of `sim_cell:=true`: one per cell, outside the actor namespaces like real drivers.
 SIM_CELL = NodeSpec('sim_cell', 'sim_cell', 'rig_sim.cell_node:SimCellNode', 'rig_sim.cell_node:CellConfig',
                     ('task', 'arm'), per_actor=False, own_process=True)

@@ -21,6 +21,7 @@ the controller's order: UR's joint_state_broadcaster publishes alphabetically), 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import mujoco
 import numpy as np
@@ -42,28 +43,25 @@ class DriverSpec:
     controller_joints: tuple[str, ...]      # order of an 'array' command
     trajectory_topic: str                   # '' = none
     command_timeout_s: float                # 0: hold the last command until a new one (UR)
-    joint_state_rate_hz: float              # the rate the simulated driver publishes (see DOCUMENTED_RATES)
+    joint_state_rate_hz: float              # what the simulated driver publishes (a Python node at the real
+                                            # UR's 500 Hz would take a core; the adapter reads at 100 Hz)
 
 
 UR_JOINTS = ('shoulder_pan_joint', 'shoulder_lift_joint', 'elbow_joint', 'wrist_1_joint', 'wrist_2_joint',
              'wrist_3_joint')
 SAWYER_JOINTS = tuple(f'right_j{i}' for i in range(7))
 
-#: Real driver rates, and the lower ones the simulated drivers publish at (a Python node at 500 Hz
-#: would take a core): the arm adapter reads joint_states at its own 100 Hz either way.
-DOCUMENTED_RATES = {'ur5e': (500.0, 100.0), 'sawyer': (100.0, 100.0)}
-
 DRIVERS: dict[str, DriverSpec] = {
     # Universal_Robots_ROS2_Driver: joint_state_broadcaster on /joint_states (alphabetical order is
     # what it is commonly seen to publish), forward_velocity_controller, scaled_joint_trajectory_controller.
     'ur5e': DriverSpec('/joint_states', tuple(sorted(UR_JOINTS)), '/forward_velocity_controller/commands',
                        'array', UR_JOINTS, '/scaled_joint_trajectory_controller/joint_trajectory', 0.0,
-                       DOCUMENTED_RATES['ur5e'][1]),
+                       100.0),   # the real driver: 500 Hz
     # intera through ros1_bridge: /robot/joint_states (head_pan, right_j0..6, torso_t0); the relay of
     # docs/real_robot.md takes JointState velocities on /sawyer/joint_velocity_command.
     'sawyer': DriverSpec('/robot/joint_states', ('head_pan',) + SAWYER_JOINTS + ('torso_t0',),
                          '/sawyer/joint_velocity_command', 'joint_state', SAWYER_JOINTS, '', 0.2,
-                         DOCUMENTED_RATES['sawyer'][1]),
+                         100.0),   # intera's default
 }
 
 
@@ -246,13 +244,20 @@ class SimulatedArm:
         self.scene.close()
 
 
+@functools.lru_cache(maxsize=None)   # an IK solve on a compiled scene: once per (task, arm)
+def _cell_values(task: str, arm: str) -> tuple:
+    q, offset = SimulatedArm.task_home(task, arm)
+    return tuple(float(x) for x in q), tuple(float(x) for x in offset)
+
+
 def cell_parameters(task: str, arm: str) -> dict:
     """The simulated cell's own values for the robot graph, as a parameter file's content: what a lab
     sets for its cell (`home.pose` over its table, the safety filter's workspace box around its task
     region). The graph's nodes and files stay as they are; this layers on top of them."""
     spec = TASK_SPECS[task]
-    q, offset = SimulatedArm.task_home(task, arm)
-    home = [round(float(x), 4) for x in q]
+    q, offset = _cell_values(task, arm)
+    offset = np.array(offset)
+    home = [round(x, 4) for x in q]
     # The box bounds rig/ee_pose, the flange: the task region of the tool tip, shifted by the tool, with
     # 2 cm to spare sideways and from just under the tip's lowest height (it clears the table) up.
     low = np.array(spec.workspace_low) + offset + (-0.02, -0.02, -0.01)

@@ -52,7 +52,7 @@ class CellConfig:
     """Parameters of the simulated drivers (read-only). Topics '' = what the arm's real driver uses."""
     task: str = 'reach'
     arm: str = 'ur5e'
-    joint_state_rate_hz: float = 0.0     # 0 = the simulated driver's rate (rig_sim.cell.DOCUMENTED_RATES)
+    joint_state_rate_hz: float = 0.0     # 0 = the simulated driver's (rig_sim.cell.DRIVERS)
     joint_states_topic: str = ''
     velocity_topic: str = ''
     trajectory_topic: str = ''           # UR only; 'none' = no trajectory interface
@@ -143,15 +143,17 @@ class SimCellNode(Node):
 
     def _on_array(self, msg: Float64MultiArray) -> None:
         try:
-            self.arm.advance(time.monotonic())
-            self.arm.command_velocity(None, msg.data, time.monotonic())
+            now = time.monotonic()
+            self.arm.advance(now)
+            self.arm.command_velocity(None, msg.data, now)
         except CommandError as exc:
             self._refuse(exc)
 
     def _on_joint_velocity(self, msg: JointState) -> None:
         try:
-            self.arm.advance(time.monotonic())
-            self.arm.command_velocity(list(msg.name), msg.velocity, time.monotonic())
+            now = time.monotonic()
+            self.arm.advance(now)
+            self.arm.command_velocity(list(msg.name), msg.velocity, now)
         except CommandError as exc:
             self._refuse(exc)
 
@@ -161,8 +163,9 @@ class SimCellNode(Node):
             times = [p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in points]
             positions = [list(p.positions) for p in points]
             velocities = [list(p.velocities) for p in points] if all(len(p.velocities) for p in points) else None
-            self.arm.advance(time.monotonic())
-            self.arm.command_trajectory(list(msg.joint_names), times, positions, velocities, time.monotonic())
+            now = time.monotonic()
+            self.arm.advance(now)
+            self.arm.command_trajectory(list(msg.joint_names), times, positions, velocities, now)
             self.get_logger().info(f'executing a trajectory of {len(points)} points over {times[-1]:.1f} s')
         except (CommandError, ValueError, IndexError) as exc:
             self._refuse(exc)
