@@ -172,6 +172,7 @@ class ArmAdapterNode(Node):
         # The e-stop, heard here too: the move home does not pass through the safety filter. As there,
         # the latched publisher and volatile ones (`ros2 topic pub`) both count; true holds until false.
         self.estopped = False
+        self.stopped = False      # stop_arm() sent the last zero
         self.create_subscription(Bool, 'rig/estop', self._on_estop, ESTOP_QOS)
         self.create_subscription(Bool, 'rig/estop', self._on_estop, ESTOP_VOLATILE_QOS)
         self.create_timer(1.0 / self.cfg.rate_hz, self._on_tick)
@@ -346,12 +347,15 @@ class ArmAdapterNode(Node):
         self._publish_pose()
         if self.pub is None:
             return
+        if self.stopped:
+            return      # after stop_arm's zero nothing else: the executor still spins for last words
         qdot = self.joint_velocities()
         if qdot is not None:
             self._publish(qdot)
 
     def stop_arm(self) -> None:
-        """Send a zero command and wait until it is acknowledged (shutdown path)."""
+        """Send a zero command and wait until it is acknowledged (shutdown path); the last word."""
+        self.stopped = True
         if self.pub is None or self.published == 0:
             return
         self._publish(np.zeros(self.kin.n))
