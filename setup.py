@@ -22,6 +22,8 @@ NODES = {
     'home': 'rig_policy.home_pose:main',
     'servo_start': 'rig_policy.servo_bridge:main',
     'sim_cell': 'rig_sim.cell_node:main',
+    'learner_link': 'rig_trainer.link_node:main',
+    'episode_receiver': 'rig_trainer.episode_receiver_node:main',
 }
 
 setup(

@@ -187,42 +187,60 @@ def versus_direct(result: dict) -> dict:
     return result
 
 
-class Launched:
-    """The sim graph started with the real `ros2 launch` (a colcon build of the package, as a user
-    runs it), driven over ROS like the `rig up` graph: `spin_until`, `trainer_status`, `executor`."""
+class Watcher:
+    """A graph running elsewhere (other processes, other hosts), driven over ROS as `rig.demo.run`
+    drives the `rig up` graph: `spin_until`, `trainer_status`, `executor`. `alive()` says whether what
+    runs the graph still does (a subclass checks its process)."""
 
-    def __init__(self, work: Path, *launch_args: str):
-        # deferred: rclpy and the ROS messages (only the launch section needs them)
+    def __init__(self):
+        # deferred: rclpy and the ROS messages (only the sections that need them)
         import rclpy  # noqa: PLC0415
-        from launch_util import VENV_BIN, Running, build_workspace  # noqa: PLC0415
         from rclpy.executors import SingleThreadedExecutor  # noqa: PLC0415
         from std_msgs.msg import String  # noqa: PLC0415
 
         from rig_base import qos  # noqa: PLC0415
-        env = build_workspace(work)
-        self.run = Running([str(VENV_BIN / 'ros2'), 'launch', 'rig', 'sim.launch.py', *launch_args], env,
-                           work / 'launch.log')
         rclpy.init()
         self.executor = SingleThreadedExecutor()
-        node = rclpy.create_node('bench_monitor')
+        self.node = rclpy.create_node('bench_monitor')
         self.trainer_status: dict = {}
-        node.create_subscription(String, '/rig/trainer_status',
-                                 lambda m: setattr(self, 'trainer_status', json.loads(m.data)), qos.LATCHED_QOS)
-        self.executor.add_node(node)
+        self.node.create_subscription(String, '/rig/trainer_status',
+                                      lambda m: setattr(self, 'trainer_status', json.loads(m.data)), qos.LATCHED_QOS)
+        self.executor.add_node(self.node)
+
+    def alive(self) -> None:
+        """Raise if the graph is gone."""
 
     def spin_until(self, predicate=lambda: False, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout
         while deadline is None or time.monotonic() < deadline:
             if predicate():
                 return True
-            if self.run.proc.poll() is not None:
-                raise RuntimeError(f'ros2 launch exited ({self.run.proc.returncode}): {self.run.text()[-3000:]}')
+            self.alive()
             self.executor.spin_once(timeout_sec=0.05)
         return predicate()
 
+    def close(self) -> None:
+        import rclpy  # noqa: PLC0415 - deferred with __init__'s
+        rclpy.try_shutdown()
+
+
+class Launched(Watcher):
+    """The sim graph started with the real `ros2 launch` (a colcon build of the package, as a user
+    runs it), driven over ROS like the `rig up` graph."""
+
+    def __init__(self, work: Path, *launch_args: str):
+        from launch_util import VENV_BIN, Running, build_workspace  # noqa: PLC0415 - deferred: the tests' helpers
+        env = build_workspace(work)
+        self.run = Running([str(VENV_BIN / 'ros2'), 'launch', 'rig', 'sim.launch.py', *launch_args], env,
+                           work / 'launch.log')
+        super().__init__()
+
+    def alive(self) -> None:
+        if self.run.proc.poll() is not None:
+            raise RuntimeError(f'ros2 launch exited ({self.run.proc.returncode}): {self.run.text()[-3000:]}')
+
     def close(self) -> float:
         """Ctrl-C to the launch; returns how long it took to stop."""
-        import rclpy  # noqa: PLC0415 - deferred with __init__'s
         try:
             rc = self.run.interrupt(timeout=30)
             if rc != 0:
@@ -230,7 +248,7 @@ class Launched:
             return self.run.stopped_in
         finally:
             self.run.kill()
-            rclpy.try_shutdown()
+            super().close()
 
 
 def launch_learning(practice_steps: int, goals: int) -> dict:

@@ -1,7 +1,10 @@
-"""docs/results.md, written from the benchmark results.
+"""docs/results.md and README.md's headline figures, written from the benchmark results.
 
-    python -m bench.results_doc            # writes docs/results.md (`make bench` runs it last)
-    python -m bench.results_doc --check    # exit 1 if docs/results.md is not what the results give
+    python -m bench.results_doc            # writes both (`make bench` runs it last)
+    python -m bench.results_doc --check    # exit 1 if either is not what the results give
+
+README.md's table between the markers README_BEGIN and README_END is the header and the rows of the
+page's first table named in HEADLINE, copied from the rendered page: one text for each figure.
 
 The words are bench/results_template.md; every figure in it is a placeholder naming the result it
 comes from, so the page changes with the results and with nothing else (a test checks that the
@@ -39,6 +42,11 @@ from bench.learn_table import do_nothing_row
 
 TEMPLATE = Path(__file__).resolve().parent / 'results_template.md'
 DOC = REPO / 'docs' / 'results.md'
+README = REPO / 'README.md'
+README_BEGIN = '<!-- headline figures: written by python -m bench.results_doc from docs/results.md -->'
+README_END = '<!-- end of headline figures -->'
+HEADLINE = ('reach through the graph and bags', 'reach with the direct learner',
+            'push with the direct learner', 'frame -> `rig/cmd`')   # rows of the page's first table
 
 
 class Fields(dict):
@@ -192,24 +200,53 @@ def render(results: Path = RESULTS, template: Path = TEMPLATE) -> str:
     return _Formatter().vformat(Path(template).read_text(), (), load(results))
 
 
+def headline(page: str) -> str:
+    """The README's table: the page's first table header and its rows named in HEADLINE, in order."""
+    lines = page.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith('| '))
+    table = lines[start:start + next(i for i, line in enumerate(lines[start:]) if not line.startswith('|'))]
+    rows = []
+    for name in HEADLINE:
+        found = [line for line in table[2:] if line.startswith(f'| {name}')]
+        if len(found) != 1:
+            raise ValueError(f'the results page\'s first table has {len(found)} rows named {name!r}, not 1')
+        rows += found
+    return '\n'.join(table[:2] + rows)
+
+
+def with_headline(readme: str, page: str) -> str:
+    """README text with the table between its markers replaced by headline(page)."""
+    if readme.count(README_BEGIN) != 1 or readme.count(README_END) != 1:
+        raise ValueError(f'README.md needs the lines {README_BEGIN!r} and {README_END!r} once each')
+    before, rest = readme.split(README_BEGIN)
+    _, after = rest.split(README_END)
+    return f'{before}{README_BEGIN}\n{headline(page)}\n{README_END}{after}'
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('--results', type=Path, default=RESULTS, help=f'the results tree (default {RESULTS})')
     p.add_argument('--out', type=Path, default=DOC, help=f'the page to write (default {DOC})')
-    p.add_argument('--check', action='store_true', help='write nothing; exit 1 if the page differs')
+    p.add_argument('--readme', type=Path, default=README,
+                   help=f'the README whose headline table to write (default {README})')
+    p.add_argument('--check', action='store_true', help='write nothing; exit 1 if either differs')
     args = p.parse_args(argv)
     try:
         text = render(args.results)
-    except (ValueError, KeyError, AttributeError, IndexError) as exc:   # a result or a placeholder is wrong
+        readme = with_headline(args.readme.read_text(), text)
+    except (ValueError, KeyError, AttributeError, IndexError, OSError) as exc:   # a bad result, placeholder or file
         print(f'results_doc: {exc}', file=sys.stderr)
         return 2
-    if args.check:
-        same = args.out.exists() and args.out.read_text() == text
-        print(f"{args.out}: {'up to date' if same else 'differs from what the results give'}")
-        return 0 if same else 1
-    args.out.write_text(text)
-    print(f'wrote {args.out}')
-    return 0
+    stale = 0
+    for path, wanted in ((args.out, text), (args.readme, readme)):
+        if args.check:
+            same = path.exists() and path.read_text() == wanted
+            print(f"{path}: {'up to date' if same else 'differs from what the results give'}")
+            stale += not same
+        elif not path.exists() or path.read_text() != wanted:
+            path.write_text(wanted)
+            print(f'wrote {path}')
+    return 1 if stale else 0
 
 
 if __name__ == '__main__':

@@ -29,11 +29,12 @@ SECTIONS = [
     ('graph', 'bench.bench_graph', []),  # after learn: compares with its fresh results
     ('cell', 'bench.bench_cell', ['--arm', 'ur5e']),        # real time: about 45 min each
     ('cell_sawyer', 'bench.bench_cell', ['--arm', 'sawyer']),
+    ('hosts', 'bench.bench_hosts', []),   # a learner host and two actor hosts (root: ip netns), about 10 min
     ('baselines', 'bench.bench_learn', []),  # opt-in: the runs in BASELINES, one after another
     ('table', 'bench.learn_table', []),
     ('doc', 'bench.results_doc', []),   # docs/results.md from every result
 ]
-LEARNING = ('learn', 'learn_push', 'baselines', 'cell', 'cell_sawyer')
+LEARNING = ('learn', 'learn_push', 'baselines', 'cell', 'cell_sawyer', 'hosts')
 OPT_IN = ('baselines',)
 
 # The same harness and budget as the RIG rows (reach: 10k steps; push: 200k steps or the target's 2 h,

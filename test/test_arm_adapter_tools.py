@@ -145,3 +145,44 @@ def test_home_pose_without_joint_states_says_which_topic_and_gives_up():
     out = done.stdout + done.stderr
     assert done.returncode == 1, out
     assert 'no joint_states on /robot/joint_states_nobody after 1.5 s' in out, out
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize('controller_after_s', [1.0, None])
+def test_home_pose_in_trajectory_mode_waits_for_the_controller_then_names_it(ros_context, tmp_path,
+                                                                             controller_after_s):
+    """Trajectory mode: the driver's joint_states may be discovered before its controller's subscription
+    (seen under load). A controller that subscribes within wait_for_joint_states_s gets the trajectory;
+    none at all is a clear error naming the topic, and nothing is sent."""
+    from trajectory_msgs.msg import JointTrajectory
+    kin = ArmKinematics('ur5e')
+    node = rclpy.create_node('fake_ur_driver', namespace='/traj_test')
+    js = node.create_publisher(JointState, 'joint_states', qos.STATE_PUBLISHER_QOS)
+    received = []
+    params = {'arm': 'ur5e', 'mode': 'trajectory', 'home.pose': '[' + ','.join(map(str, HOME)) + ']',
+              'trajectory_topic': 'scaled_joint_trajectory_controller/joint_trajectory',
+              'wait_for_joint_states_s': 3.0}
+    log = tmp_path / 'home.log'
+    q = HOME + 0.1
+    try:
+        with spawn_node('rig_policy.home_pose', params, namespace='/traj_test', log_path=log) as proc:
+            t0 = time.monotonic()
+            while proc.poll() is None and time.monotonic() < t0 + 30:
+                if controller_after_s is not None and not received and time.monotonic() > t0 + controller_after_s:
+                    received.append('subscribed')
+                    node.create_subscription(JointTrajectory, 'scaled_joint_trajectory_controller/joint_trajectory',
+                                             received.append, qos.COMMAND_QOS)
+                js.publish(JointState(name=list(kin.joint_names), position=[float(x) for x in q]))
+                rclpy.spin_once(node, timeout_sec=0.02)
+                if len(received) > 1:
+                    q = HOME   # the controller ran the trajectory
+    finally:
+        node.destroy_node()
+    text = log.read_text()
+    if controller_after_s is None:
+        assert proc.returncode == 1, text
+        assert 'no controller listens on /traj_test/scaled_joint_trajectory_controller/joint_trajectory' in text, text
+        assert 'moving home' not in text
+    else:
+        assert len(received) > 1 and isinstance(received[1], JointTrajectory), text
+        assert proc.returncode == 0, text

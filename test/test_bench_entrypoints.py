@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from bench.layout import SCHEMAS
+from bench.layout import REPO, SCHEMAS
 from bench.run_all import SECTIONS
 
 PUSH_TARGET = {'metric': 'puck_distance', 'max_m': 0.06, 'steps': 200000, 'wall_s': 7200}
@@ -448,11 +448,36 @@ def test_the_committed_learner_table_is_what_the_results_give():
 
 
 def test_the_committed_results_page_is_what_the_results_give():
-    """docs/results.md is written from the result JSONs (python -m bench.results_doc): it cannot
-    drift from them."""
-    from bench.results_doc import DOC, main, render
+    """docs/results.md, and README.md's headline table, are written from the result JSONs (python -m
+    bench.results_doc): they cannot drift from them."""
+    from bench.results_doc import DOC, README, main, render, with_headline
     assert render() == DOC.read_text(), 'docs/results.md is stale: run python -m bench.results_doc'
+    assert with_headline(README.read_text(), DOC.read_text()) == README.read_text(), 'README.md is stale'
     assert main(['--check']) == 0
+
+
+def test_the_readme_headline_table_follows_the_results(tmp_path, capsys):
+    """A changed result changes the README's headline row as well as the page (the README's rows are the
+    page's rows); text outside the markers is kept; a README without its markers is a clear error."""
+    import shutil
+
+    from bench.layout import RESULTS
+    from bench.results_doc import README, README_BEGIN, main
+    results = tmp_path / 'results'
+    shutil.copytree(RESULTS, results, ignore=shutil.ignore_patterns('runs', '*.png', '*.md', '*.jsonl'))
+    path = results / 'graph' / 'figures.json'
+    figures = json.loads(path.read_text())
+    figures['latency']['p50_ms'] = 123.4
+    path.write_text(json.dumps(figures))
+    readme, out = tmp_path / 'README.md', tmp_path / 'results.md'
+    readme.write_text(README.read_text())
+    assert main(['--results', str(results), '--out', str(out), '--readme', str(readme)]) == 0
+    assert 'p50 123.4 ms' in out.read_text() and 'p50 123.4 ms' in readme.read_text()
+    assert readme.read_text().split(README_BEGIN)[0] == README.read_text().split(README_BEGIN)[0]
+    assert main(['--results', str(results), '--out', str(out), '--readme', str(readme), '--check']) == 0
+    readme.write_text('# a README without the markers\n')
+    assert main(['--results', str(results), '--out', str(out), '--readme', str(readme)]) == 2
+    assert 'needs the lines' in capsys.readouterr().err
 
 
 def test_the_results_page_refuses_a_result_of_an_unknown_schema(tmp_path, capsys):
@@ -465,8 +490,9 @@ def test_the_results_page_refuses_a_result_of_an_unknown_schema(tmp_path, capsys
     from bench.results_doc import main, render
     results = tmp_path / 'results'
     shutil.copytree(RESULTS, results, ignore=shutil.ignore_patterns('runs', '*.png', '*.md', '*.jsonl'))
-    out = tmp_path / 'results.md'
-    assert main(['--results', str(results), '--out', str(out)]) == 0 and out.exists()   # the copy reads
+    out, readme = tmp_path / 'results.md', tmp_path / 'README.md'
+    shutil.copy(REPO / 'README.md', readme)
+    assert main(['--results', str(results), '--out', str(out), '--readme', str(readme)]) == 0 and out.exists()
     path = results / 'learn' / 'push' / 'oracle.json'
     path.write_text(json.dumps({**json.loads(path.read_text()), 'schema': 99}))
     with pytest.raises(ValueError, match=r'oracle\.json: a learn result of schema 99'):
@@ -474,7 +500,7 @@ def test_the_results_page_refuses_a_result_of_an_unknown_schema(tmp_path, capsys
     with pytest.raises(ValueError, match='schema 99'):
         collect(results / 'learn')
     out.unlink()
-    assert main(['--results', str(results), '--out', str(out)]) == 2 and not out.exists()
+    assert main(['--results', str(results), '--out', str(out), '--readme', str(readme)]) == 2 and not out.exists()
     assert 'schema 99' in capsys.readouterr().err
     path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != 'schema'}))
     with pytest.raises(ValueError, match='schema None'):
@@ -498,3 +524,40 @@ def test_bench_cell_latency_follows_a_command_through_the_filter_to_the_controll
     text = markdown(r)
     assert '**0.020 m**' in text and 'met' in text and 'p99 110 ms' in text
     assert 'missed' in markdown({**r, 'median_final_distance_m': 0.05})
+
+
+def test_bench_hosts_measures_propagation_from_the_log_stamps_and_bandwidth_from_the_bags(tmp_path):
+    """Propagation: each policy's load of ckpt_N minus the trainer's write of ckpt_N (other checkpoints
+    and other lines are out). Bandwidth: bag bytes over the episodes' recorded seconds, and with raw
+    640x480 frames in place of the 48x48 ones."""
+    from bench.bench_hosts import RAW_FRAME_BYTES, bandwidth, markdown, propagation
+    learner = ('[INFO] [100.000000000] [trainer]: checkpoint ckpt_00000001: 3 episodes\n'
+               '[INFO] [110.500000000] [trainer]: final checkpoint ckpt_00000002: 4 episodes\n')
+    def using(t, ns, path):
+        return f'[INFO] [{t}] [{ns}.policy]: policy using {path} (5 gradient steps)\n'
+    env0 = (using('100.250000000', 'env0', '/a/received_checkpoints_env0/ckpt_00000001')
+            + using('111.000000000', 'env0', '/a/received_checkpoints_env0/ckpt_00000002')
+            + using('120.000000000', 'env0', '/a/elsewhere/ckpt_00000009'))
+    env1 = using('101.000000000', 'env1', '/b/received_checkpoints_env1/ckpt_00000001')
+    assert propagation(learner, {'env0': env0, 'env1': env1}) == pytest.approx([0.25, 0.5, 1.0])
+    bags = []
+    for i in range(2):
+        bag = tmp_path / f'env0_ep{i:06d}_x'
+        bag.mkdir()
+        (bag / 'ep.mcap').write_bytes(b'x' * 9000)
+        (bag / 'metadata.yaml').write_text(
+            'rosbag2_bagfile_information:\n  duration: {nanoseconds: 2000000000}\n  topics_with_message_count:\n'
+            '  - {message_count: 20, topic_metadata: {name: /env0/camera/image_raw}}\n'
+            '  - {message_count: 19, topic_metadata: {name: /env0/rig/cmd}}\n')
+        bags.append(bag)
+    b = bandwidth(bags)
+    total = sum(p.stat().st_size for bag in bags for p in bag.iterdir())
+    assert b['bytes'] == total and b['practice_s'] == 4.0 and b['frames'] == 40
+    assert b['bytes_per_s'] == pytest.approx(total / 4.0) and b['steps_per_s'] == 10.0
+    assert b['raw_bytes_per_s'] == pytest.approx((total / 40 + RAW_FRAME_BYTES - 48 * 48 * 3) * 10)
+    r = {'command': 'c', 'host': 'h', 'date': 'd', 'checkpoint_bytes': 860_000, 'propagation_p50_s': 0.4,
+         'propagation_max_s': 1.2, 'propagation_samples': 30, 'bandwidth': {'env0': b}, 'practice_steps': 5000,
+         'goals': 50, 'median_final_distance_m': 0.012, 'median_start_distance_m': 0.13, 'within_5cm': 0.9,
+         'wall_s': 600, 'episodes_on_learner': 10, 'episodes_closed': 10}
+    text = markdown(r)
+    assert '0.86 MB' in text and 'p50 0.40 s' in text and '10 of 10 closed' in text and 'not measured' in text

@@ -27,7 +27,7 @@ def _setup_nodes():
 
 def test_graph_nodes_are_installed_executables_with_matching_factories():
     nodes = _setup_nodes()
-    for spec in graph.SIM_NODES + graph.ROBOT_NODES:
+    for spec in {s for specs in graph.GRAPHS.values() for s in specs}:
         assert spec.executable in nodes, f'{spec.executable} is not installed to lib/rig'
         module = nodes[spec.executable].split(':')[0]
         assert spec.factory.split(':')[0] == module, f'{spec.name}: launch and rig up would run different code'
@@ -35,7 +35,7 @@ def test_graph_nodes_are_installed_executables_with_matching_factories():
 
 def test_launch_files_hold_nothing_but_the_graph_name():
     """Both bring-up paths run rig.graph.plan: a launch file adds no node, parameter or remapping."""
-    for name, graph_name in (('sim.launch.py', 'sim'), ('robot.launch.py', 'robot')):
+    for name, graph_name in (('sim.launch.py', 'sim'), ('robot.launch.py', 'robot'), ('learner.launch.py', 'learner')):
         src = (REPO / 'launch' / name).read_text()
         assert f"return launch_description('{graph_name}')" in src, name
         code = ast.unparse([n for n in ast.parse(src).body if not isinstance(n, ast.Expr)])
@@ -46,7 +46,7 @@ def test_plan_connects_every_actor_to_the_one_trainer():
     nodes = graph.plan('sim', {'namespace': 'env0, env1', 'practice': 'true'})
     by_name = {n.full_name: n for n in nodes}
     assert sorted(by_name) == sorted([f'/{ns}/{s.name}' for ns in ('env0', 'env1') for s in graph.SIM_NODES
-                                      if s.per_actor] + ['/trainer'])
+                                      if s.per_actor and s is not graph.LINK] + ['/trainer'])
     for ns in ('env0', 'env1'):
         for node in ('encoder', 'policy'):
             assert ('rig/checkpoint', '/rig/checkpoint') in by_name[f'/{ns}/{node}'].remappings
@@ -54,6 +54,29 @@ def test_plan_connects_every_actor_to_the_one_trainer():
         assert by_name[f'/{ns}/policy'].parameters['practice_on_start'] is True
         assert by_name[f'/{ns}/policy'].parameters['task'] == 'reach'
     assert '/trainer' not in {n.full_name for n in graph.plan('sim', {'trainer': 'false'})}
+
+
+def test_plan_across_hosts_puts_the_trainer_on_the_learner_host_and_a_link_in_each_actor():
+    """rig up learner: trainer and episode receiver. rig up sim/robot --remote-learner: no trainer; per
+    actor a learner link named as its recorder, and encoder and policy load what their link announces."""
+    learner = {n.full_name: n for n in graph.plan('learner', {'task': 'push', 'data_dir': '/d'})}
+    assert sorted(learner) == ['/episode_receiver', '/trainer']
+    assert learner['/trainer'].parameters['data_dir'] == learner['/episode_receiver'].parameters['data_dir'] == '/d'
+    assert learner['/trainer'].parameters['task'] == 'push'
+    files = graph.parameter_files('learner', {'task': 'push'})
+    assert [f.name for f in files] == ['learner_push.yaml', 'learner.yaml']
+    assert 'policy' not in files[0].read_text()   # only the learner graph's nodes get sections
+    for g in ('sim', 'robot'):
+        nodes = {n.full_name: n for n in graph.plan(g, {'namespace': 'env0 env1', 'remote_learner': 'true'})}
+        assert '/trainer' not in nodes
+        for ns in ('env0', 'env1'):
+            link, recorder = nodes[f'/{ns}/learner_link'], nodes[f'/{ns}/recorder']
+            assert link.parameters['actor'] == recorder.parameters['actor'] == ns
+            for node in ('encoder', 'policy'):
+                assert ('rig/checkpoint', 'rig/checkpoint_received') in nodes[f'/{ns}/{node}'].remappings
+    assert not any(n.spec is graph.LINK for n in graph.plan('sim', {'namespace': 'env0'}))   # one host: no link
+    with pytest.raises(ValueError, match='trainer:=true contradicts'):
+        graph.plan('sim', {'remote_learner': 'true', 'trainer': 'true'})
 
 
 def test_plan_sets_up_the_documented_cells():
@@ -106,14 +129,26 @@ def run_rig(*args, timeout=120, cwd=None):
 
 @pytest.mark.parametrize('argv', [['sim'], ['sim', '--namespaces', 'env0', 'env1'],
                                   ['robot', '--arm', 'ur5e'], ['robot', '--arm', 'sawyer', '--camera', 'uvc'],
-                                  ['robot', '--arm', 'ur5e', '--camera', 'topic']])
+                                  ['robot', '--arm', 'ur5e', '--camera', 'topic'], ['learner', '--task', 'push'],
+                                  ['sim', '--remote-learner', '--namespaces', 'env0'],
+                                  ['robot', '--arm', 'ur5e', '--remote-learner', '--namespaces', 'cell1']])
 def test_rig_up_dry_run_checks_the_configuration(argv):
     r = run_rig('up', *argv, '--dry-run')
     assert r.returncode == 0, r.stdout + r.stderr
     assert 'configuration OK' in r.stdout
-    if '--namespaces' in argv:
+    if 'env1' in argv:
         assert '/env0/policy' in r.stdout and '/env1/sim_bridge' in r.stdout
         assert r.stdout.count('/trainer ') == 1 and '11 nodes' in r.stdout, 'several actors feed one trainer'
+
+
+@pytest.mark.parametrize('argv, why', [
+    (['learner', '--namespaces', 'env0'], '--namespaces: not an option of the learner'),
+                                       (['learner', '--practice'], '--practice: not an option'),
+                                       (['sim', '--camera', 'uvc'], '--camera: not an option of the sim graph'),
+                                       (['sim', '--remote-learner', '--trainer'], 'trainer:=true contradicts')])
+def test_rig_up_refuses_an_option_its_graph_does_not_take(argv, why):
+    r = run_rig('up', *argv, '--dry-run')
+    assert r.returncode == 2 and why in r.stderr, r.stdout + r.stderr
 
 
 def test_rig_up_dry_run_rejects_a_bad_parameter_file(tmp_path):

@@ -179,6 +179,32 @@ def test_robot_launch_rehearses_the_cell_in_simulation(ws, tmp_path):
     assert ledger['counters']['updates'] > 0 and len(ledger['ingested']) >= 1
 
 
+def test_learner_launch_and_a_remote_learner_cell_exchange_episodes_and_checkpoints(ws, tmp_path):
+    """The GPU-learner commands of docs/real_robot.md under the real `ros2 launch` (one host here; across
+    hosts: test_hosts.py): `learner.launch.py` and `robot.launch.py arm:=ur5e remote_learner:=true
+    namespace:=cell1` (the cell simulated): the cell's bags reach the learner's data directory, its policy
+    drives the learner's checkpoints from its own copy, and Ctrl-C stops both launches cleanly."""
+    from rig_trainer.bags import list_closed_bags
+    learner, cell = tmp_path / 'learner', tmp_path / 'cell'
+    with ros2_launch(ws, 'learner.launch.py', 'arm:=ur5e', f'data_dir:={learner}',
+                     f'params_file:={ws["RIG_TEST_FAST_TRAINER"]}', log_path=tmp_path / 'learner.log') as gpu:
+        with ros2_launch(ws, 'robot.launch.py', 'arm:=ur5e', 'sim_cell:=true', 'remote_learner:=true',
+                         'namespace:=cell1', 'practice:=true', f'data_dir:={cell}',
+                         log_path=tmp_path / 'cell.log') as run:
+            run.wait_for_log(r'\[cell1\.policy\]: policy using \S+/received_checkpoints_cell1/ckpt_\d+ '
+                             r'\([1-9]\d* gradient steps\)', 300)
+            run.wait_for(lambda: any(b.name.startswith('cell1_ep') for b in list_closed_bags(learner)), 60,
+                         "the cell's episodes in the learner's data directory")
+            names = [n for exe in ('camera', 'encoder', 'policy', 'safety_filter', 'arm_adapter', 'recorder',
+                                   'learner_link', 'sim_cell') for n in _process_names(run.text(), exe)]
+            assert len(names) == 8 and not _process_names(run.text(), 'trainer'), names
+            _assert_clean_stop(run, names)
+        assert not (cell / 'checkpoints').exists(), 'no trainer on the cell'
+        _assert_clean_stop(gpu, _process_names(gpu.text(), 'trainer') + _process_names(gpu.text(), 'episode_receiver'))
+    shipped = {b.name for b in list_closed_bags(cell)}
+    assert shipped and shipped <= {b.name for b in list_closed_bags(learner)}, 'every closed bag shipped'
+
+
 def test_robot_launch_for_a_servo_cell(ws, tmp_path):
     """cmd_topic:=/servo_node/delta_twist_cmds reset_service:=none: the filter feeds Servo, no reset."""
     with ros2_launch(ws, 'robot.launch.py', 'arm:=ur5e', 'camera:=topic', 'cmd_topic:=/servo_node/delta_twist_cmds',
@@ -203,8 +229,12 @@ def test_launch_arguments_are_described(ws):
         assert f"'{arg}':" in r.stdout, arg
     assert 'rig.graph argument' not in r.stdout and "'camera':" not in r.stdout, r.stdout
     r = ros2(ws, 'launch', 'rig', 'robot.launch.py', '--show-args')
-    for arg in ('camera', 'cmd_topic', 'joint_states', 'reset_service'):
+    for arg in ('camera', 'cmd_topic', 'joint_states', 'reset_service', 'remote_learner'):
         assert f"'{arg}':" in r.stdout, arg
+    r = ros2(ws, 'launch', 'rig', 'learner.launch.py', '--show-args')
+    for arg in ('task', 'arm', 'data_dir', 'params_file'):
+        assert f"'{arg}':" in r.stdout, arg
+    assert "'namespace':" not in r.stdout and "'practice':" not in r.stdout, r.stdout
 
 
 def test_ros2_run_rig_is_the_cli_in_a_colcon_install(ws):

@@ -2,6 +2,8 @@
 
     rig up sim --task reach --namespaces env0 env1 --practice --duration 600
     rig up robot --arm ur5e --dry-run
+    rig up learner --task reach                                  # learner host ...
+    rig up sim --remote-learner --namespaces env0 --practice     # ... and an actor host
 
 The nodes, their parameter files, remappings and the argument -> parameter mapping come from
 `rig.graph.plan`, the same plan the launch files run. The first actor's nodes share one executor in
@@ -40,7 +42,8 @@ from rig_base.ros_params import dataclass_from_yaml_params
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('graph', choices=sorted(graph.GRAPHS), help='which graph: sim or robot')
+    parser.add_argument('graph', choices=sorted(graph.GRAPHS),
+                        help='which graph: sim, robot, or learner (the trainer host of actors on other hosts)')
     by_name: dict[str, list[graph.Argument]] = {}
     for a in graph.ARGUMENTS:     # an argument may be declared per graph (e.g. trainer: its default)
         by_name.setdefault(a.name, []).append(a)
@@ -49,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             continue
         a = decls[0]
         graphs = [g for d in decls for g in d.graphs]
-        where = '' if len(graphs) == 2 else f' [{graphs[0]} only]'
+        where = '' if set(graphs) == set(graph.ALL_GRAPHS) else f" [{', '.join(graphs)}]"
         default = a.default if len(decls) == 1 else ', '.join(f'{d.graphs[0]}: {d.default}' for d in decls)
         help_text = ' / '.join(dict.fromkeys(d.description for d in decls))
         option = f'--{name.replace("_", "-")}'
@@ -76,7 +79,14 @@ def values(args) -> dict:
 
 
 def plan(args) -> list[graph.NodeLaunch]:
-    """Every node to start, from the same `rig.graph.plan` the launch files use."""
+    """Every node to start, from the same `rig.graph.plan` the launch files use. An option of another
+    graph (`--camera` for sim, `--namespaces` for the learner) is refused, not ignored."""
+    takes = {a.name for a in graph.arguments(args.graph)}
+    foreign = sorted({a.name for a in graph.ARGUMENTS
+                      if a.name not in takes and getattr(args, a.name, None) is not None})
+    if foreign:
+        raise ValueError(f"{', '.join('--' + n.replace('_', '-') + 's' * (n == 'namespace') for n in foreign)}: "
+                         f'not an option of the {args.graph} graph')
     return graph.plan(args.graph, values(args))
 
 
@@ -216,7 +226,7 @@ class Graph:
         #: The first actor's nodes run here; each further actor is a process of its own (so actors
         #: scale with cores, as under launch), as is the trainer.
         self.actors = list(dict.fromkeys(n.namespace for n in full if n.spec.per_actor))
-        self.plan = [n for n in full if not n.spec.per_actor or n.namespace == self.actors[0]]
+        self.plan = [n for n in full if not n.spec.per_actor or n.namespace == self.actors[0]]   # (learner: none)
         extra_ros_args = list(extra_ros_args or [])
         if getattr(args, 'log_level', None):
             extra_ros_args += ['--log-level', args.log_level]

@@ -79,6 +79,12 @@ def main(argv=None) -> int:
     return 0
 
 
+def same_checkpoint(a: str | None, b: str | None) -> bool:
+    """Whether two paths name the same checkpoint of one trainer: its directory name (an actor on
+    another host drives its own copy, under another path)."""
+    return bool(a) and bool(b) and Path(a).name == Path(b).name
+
+
 def run(g, opts, actors: list[str], out: Path, t_start: float) -> str:
     """Practise, let the trainer catch up, play the operator, write the report: all over ROS, so it
     drives any graph brought up with these actors (`rig up`, `ros2 launch`). `g` spins (`spin_until`),
@@ -91,7 +97,7 @@ def run(g, opts, actors: list[str], out: Path, t_start: float) -> str:
 
     def trained():
         s = g.trainer_status
-        return bool(s.get('caught_up')) and all(s.get('latest') == c.checkpoint for c in clients)
+        return bool(s.get('caught_up')) and all(same_checkpoint(s.get('latest'), c.checkpoint) for c in clients)
 
     def catch_up(desc: str) -> None:
         """Practice paused: wait until the trainer has read every bag, done the gradient steps it owes
@@ -130,7 +136,8 @@ def run(g, opts, actors: list[str], out: Path, t_start: float) -> str:
             if need and c.get('frames', 0) >= need:
                 for client in clients:
                     client.set_practice(False, wait=False)
-            return c['vae_fits'] > 0 and all(cl.checkpoint == g.trainer_status.get('latest') for cl in clients)
+            return c['vae_fits'] > 0 and all(same_checkpoint(cl.checkpoint, g.trainer_status.get('latest'))
+                                             for cl in clients)
         if not g.spin_until(pretrained, timeout=opts.train_timeout):
             raise RuntimeError(f'the trainer did not pretrain its VAE within {opts.train_timeout:.0f} s '
                                f'({g.trainer_status})')

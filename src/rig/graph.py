@@ -8,6 +8,11 @@ and the same per-node parameters, so the two paths cannot drift apart.
 Several actors (namespaces) feed one trainer. The trainer lives in the root namespace; every actor's
 `rig/checkpoint` is remapped to the trainer's `/rig/checkpoint`, so one latched announcement reaches
 them all (docs/interfaces.md, "Namespaces").
+
+Across hosts (docs/interfaces.md, "Across hosts"): the `learner` graph (trainer and episode receiver)
+runs on the learner host; an actor graph with `remote_learner:=true` starts no trainer and gives each
+actor a learner link, which receives the trainer's checkpoints over DDS (its encoder and policy load
+them from `rig/checkpoint_received`) and ships its closed bags to the episode receiver.
 """
 from __future__ import annotations
 
@@ -30,20 +35,22 @@ class Argument:
     name: str
     default: str
     description: str
-    graphs: tuple[str, ...] = ('sim', 'robot')
+    graphs: tuple[str, ...] = ('sim', 'robot')   # the graphs that take it
     choices: tuple[str, ...] = ()    # the values allowed (none: any)
     is_flag: bool = False            # true/false
 
 
 TRUE, FALSE = ('true', '1', 'yes', 'on'), ('false', '0', 'no', 'off', '')
+ALL_GRAPHS = ('sim', 'robot', 'learner')
 
 ARGUMENTS: tuple[Argument, ...] = (
     Argument('task', 'reach', 'task: reach, push or door; sets the episode length and action dimension, and '
-             'encoder and policy refuse checkpoints of another task', choices=('reach', 'push', 'door')),
+             'encoder and policy refuse checkpoints of another task', choices=('reach', 'push', 'door'),
+             graphs=ALL_GRAPHS),
     Argument('arm', 'sawyer', 'arm: sawyer or ur5e (sim: the model; robot: config/arm_<arm>.yaml)',
-             choices=('sawyer', 'ur5e')),
+             choices=('sawyer', 'ur5e'), graphs=ALL_GRAPHS),
     Argument('data_dir', 'data', 'directory of the episode bags (recorders write, the trainer reads) and, '
-             'under checkpoints/, the trainer\'s checkpoints'),
+             'under checkpoints/, the trainer\'s checkpoints', graphs=ALL_GRAPHS),
     Argument('checkpoint', '', "checkpoint directory for encoder and policy to start with; '' waits for "
              'the trainer\'s on /rig/checkpoint'),
     Argument('namespace', '', "actor namespace(s), space- or comma-separated ('env0 env1'): one actor each "
@@ -58,8 +65,11 @@ ARGUMENTS: tuple[Argument, ...] = (
     Argument('sim_cell', 'false', 'rehearse in simulation: start simulated arm and camera drivers (rig_sim.cell_node) '
              'that speak what the real ones speak, with the cell values of rig_sim.cell.cell_parameters',
              graphs=('robot',), is_flag=True),
+    Argument('remote_learner', 'false', 'the trainer runs on another host (`rig up learner` there): start no '
+             'trainer here; a learner link per actor receives its checkpoints over DDS and ships the closed '
+             'episodes to it', is_flag=True),
     Argument('params_file', '', "an extra parameter file, applied after the graph's own (`rig up`: "
-             '--params-file, repeatable)'),
+             '--params-file, repeatable)', graphs=ALL_GRAPHS),
     Argument('camera', '', "camera configuration: config/camera_<camera>.yaml (realsense, uvc or topic); "
              "'' = realsense, or topic with sim_cell (the simulated camera publishes as realsense-ros does)",
              graphs=('robot',), choices=('', 'realsense', 'uvc', 'topic')),
@@ -96,6 +106,14 @@ TRAINER = NodeSpec('trainer', 'trainer', 'rig_trainer.trainer_node:TrainerNode',
                    'rig_trainer.trainer_node:TrainerNodeConfig', ('task', 'arm', 'data_dir'),
                    per_actor=False, own_process=True)
 
+#: An actor's link to a trainer on another host (`remote_learner:=true`): checkpoints in, episodes out.
+#: Its own process under `rig up` too, so its DDS participant is the only one that talks to the other
+#: host: while a link was down, one shared with the control loop's nodes held them up for 3-5 s.
+LINK = NodeSpec('learner_link', 'learner_link', 'rig_trainer.link_node:LearnerLinkNode',
+                'rig_trainer.link_node:LinkConfig', ('data_dir',), own_process=True)
+#: The learner host's end of the links: closed episodes from every actor host into the trainer's data_dir.
+RECEIVER = NodeSpec('episode_receiver', 'episode_receiver', 'rig_trainer.episode_receiver_node:EpisodeReceiverNode',
+                    'rig_trainer.episode_receiver_node:ReceiverConfig', ('data_dir',), per_actor=False)
 SIM_NODES = (
     NodeSpec('sim_bridge', 'sim_bridge', 'rig_sim.bridge_node:SimBridgeNode', 'rig_sim.bridge_node:BridgeConfig',
              ('task', 'arm')),
@@ -107,6 +125,7 @@ SIM_NODES = (
              'rig_policy.safety:SafetyConfig'),
     NodeSpec('recorder', 'recorder', 'rig_trainer.recorder_node:RecorderNode',
              'rig_trainer.recorder_node:RecorderConfig', ('data_dir',)),
+    LINK,
     TRAINER,
 )
 #: The simulated drivers of `sim_cell:=true`: one per cell, outside the actor namespaces like real drivers.
@@ -125,9 +144,10 @@ ROBOT_NODES = (
              'rig_policy.arm_adapter_node:ArmAdapterConfig'),
     NodeSpec('recorder', 'recorder', 'rig_trainer.recorder_node:RecorderNode',
              'rig_trainer.recorder_node:RecorderConfig', ('data_dir',)),
+    LINK,
 )
 
-GRAPHS = {'sim': SIM_NODES, 'robot': ROBOT_NODES + (TRAINER, SIM_CELL)}
+GRAPHS = {'sim': SIM_NODES, 'robot': ROBOT_NODES + (TRAINER, SIM_CELL), 'learner': (TRAINER, RECEIVER)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +219,9 @@ def check_arguments(graph: str, values: dict) -> None:
             except ValueError as exc:
                 raise ValueError(f'{a.name}:={value!r}: {exc}') from None
     actors = namespaces(values.get('namespace', ''))
+    if flag(values.get('remote_learner', 'false')) and flag(values.get('trainer', 'false')):
+        raise ValueError('remote_learner:=true: the trainer runs on the learner host (`rig up learner`); '
+                         'trainer:=true contradicts it')
     if graph == 'robot' and flag(values.get('sim_cell', 'false')):
         if len(actors) > 1:
             raise ValueError('sim_cell:=true simulates one cell: give at most one namespace')
@@ -211,16 +234,16 @@ def plan(graph: str, values: dict) -> list[NodeLaunch]:
     """Every node to start for these argument values (missing ones take their defaults)."""
     check_arguments(graph, values)
     v = {**defaults(graph), **{k: val for k, val in values.items() if val is not None}}
-    actors = namespaces(v['namespace'])
+    remote = flag(v.get('remote_learner', False))
     out = []
-    for ns in actors:
+    for ns in namespaces(v['namespace']) if 'namespace' in v else []:
         for spec in GRAPHS[graph]:
-            if spec.per_actor:
+            if spec.per_actor and (spec is not LINK or remote):
                 out.append(NodeLaunch(spec, ns, _node_parameters(spec, ns, v), _remappings(graph, spec, v)))
-    if flag(v['trainer']):
-        out.append(NodeLaunch(TRAINER, '', _node_parameters(TRAINER, '', v), ()))
-    if graph == 'robot' and flag(v['sim_cell']):
-        out.append(NodeLaunch(SIM_CELL, '', _node_parameters(SIM_CELL, '', v), ()))
+    shared = {TRAINER: graph == 'learner' or (flag(v.get('trainer', False)) and not remote),
+              RECEIVER: graph == 'learner', SIM_CELL: flag(v.get('sim_cell', False))}
+    out += [NodeLaunch(spec, '', _node_parameters(spec, '', v), ())
+            for spec in GRAPHS[graph] if not spec.per_actor and shared[spec]]
     return out
 
 
@@ -230,7 +253,7 @@ def _node_parameters(spec: NodeSpec, ns: str, v: dict) -> dict:
         params['practice_on_start'] = flag(v['practice'])
         if 'reset_service' in v:
             params['reset_service'] = '' if v['reset_service'].strip().lower() in ('none', '') else v['reset_service']
-    if spec.name == 'recorder':
+    if spec.name in ('recorder', 'learner_link'):   # the link ships the bags its recorder names
         params['actor'] = ns.strip('/').replace('/', '_') or 'actor0'
     if spec.name == 'arm_adapter' and v.get('cmd_topic'):
         params['output'] = 'none'   # MoveIt Servo moves the arm; the adapter only publishes rig/ee_pose
@@ -238,7 +261,9 @@ def _node_parameters(spec: NodeSpec, ns: str, v: dict) -> dict:
 
 
 def _remappings(graph: str, spec: NodeSpec, v: dict) -> tuple[tuple[str, str], ...]:
-    remaps = [('rig/checkpoint', CHECKPOINT_TOPIC)] if spec.name in ('encoder', 'policy') else []
+    # The trainer's announcement, or with a remote learner this actor's link's (a local path).
+    checkpoints = 'rig/checkpoint_received' if flag(v.get('remote_learner', False)) else CHECKPOINT_TOPIC
+    remaps = [('rig/checkpoint', checkpoints)] if spec.name in ('encoder', 'policy') else []
     if spec.name in ('safety_filter', 'recorder') and v.get('cmd_topic'):
         remaps.append(('rig/cmd', v['cmd_topic']))   # the recorder records what the arm is sent
     if spec.name == 'arm_adapter':
@@ -252,7 +277,8 @@ def task_parameters(graph: str, task: str) -> dict:
     spec = TASK_SPECS[task]
     sections = {'policy': {'episode_length': spec.default_horizon, 'operator_steps': spec.default_horizon},
                 'trainer': {'action_dim': 2 if spec.planar else 3}}
-    return {f'/**/{node}': {'ros__parameters': p} for node, p in sections.items()}
+    nodes = {spec.name for spec in GRAPHS[graph]}
+    return {f'/**/{node}': {'ros__parameters': p} for node, p in sections.items() if node in nodes}
 
 
 def task_parameter_file(graph: str, task: str) -> Path:
@@ -294,6 +320,8 @@ def parameter_files(graph: str, values: dict) -> list[Path]:
     if graph == 'robot':
         camera = v['camera'] or ('topic' if flag(v['sim_cell']) else 'realsense')
         names = ('safety_filter.yaml', 'robot.yaml', f'arm_{v["arm"]}.yaml', f'camera_{camera}.yaml')
+    elif graph == 'learner':
+        names = ('learner.yaml',)
     else:
         names = (f'{graph}.yaml',)
     missing = [f for f in extra if not Path(f).is_file()]

@@ -76,3 +76,12 @@ COUNTER_QOS = _profile(10, reliable=True)
 # What the real drivers use, and so the simulated ones (rig_sim.cell_node): ROS 2's system default
 # (reliable, volatile, depth 10) for joint_states, commands and the RealSense colour image.
 DRIVER_QOS = _profile(10, reliable=True)
+
+# Across hosts (docs/interfaces.md, "Across hosts"). `/rig/checkpoint_bundle`: the newest checkpoint's
+# inference part, latched (depth 1) so an actor that joins late gets it at once, reliable.
+CHECKPOINT_BUNDLE_QOS = LATCHED_QOS
+# `/rig/episode_bags`: closed episodes, reliable, volatile (an unacknowledged one is sent again, so
+# no history is needed for late joiners), a few deep so a burst after a link loss is not cut short.
+EPISODE_BAG_QOS = _profile(8, reliable=True)
+# `/rig/episode_acks`: the learner's answers, reliable, deep enough for every actor's burst.
+EPISODE_ACK_QOS = _profile(50, reliable=True)

@@ -8,6 +8,11 @@ Layout of a checkpoint directory:
 `spec` is what a consumer must agree with: task, arm, mode, algo, image_size, latent_dim,
 action_dim, action_low/high, obs/goal feature dims. The directory is first written under a
 temporary name in the same parent and renamed into place, so a reader never sees a half-written one.
+
+The *inference part* of a checkpoint (`inference_files`) is what encoder and policy load: the VAE and
+the actor, no critics, no optimiser state, with `inference_only: true` in its manifest. It is what the
+trainer sends to actors on other hosts (docs/interfaces.md, "Across hosts"); it loads with
+`InferenceModel.load` like a whole checkpoint, and `Learner.load` refuses it.
 """
 from __future__ import annotations
 
@@ -76,6 +81,20 @@ def write_checkpoint(path, manifest: dict, blobs: dict) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def inference_files(path) -> dict[str, bytes]:
+    """The inference part of checkpoint `path` as the files of a checkpoint directory ({name: bytes}):
+    verified on the way (CheckpointError), the actor and VAE weights only, and a manifest saying so."""
+    data = load_checkpoint(path)
+    blobs = {'policy.pt': {'actor': data['policy']['actor']}}
+    if 'vae' in data:
+        blobs['vae.pt'] = {'vae': data['vae']['vae']}
+    files = {name: _to_bytes(obj) for name, obj in blobs.items()}
+    manifest = {k: v for k, v in data['manifest'].items() if k not in ('files', 'trainer')}
+    manifest.update(inference_only=True, source=Path(path).name,
+                    files={name: _sha256(blob) for name, blob in files.items()})
+    return {MANIFEST: json.dumps(manifest, indent=2, sort_keys=True).encode(), **files}
 
 
 def read_manifest(path) -> dict:

@@ -60,6 +60,9 @@ class Learner:
     def load(cls, path, expected: dict | None = None, device: str | None = None) -> 'Learner':
         """A learner resumed from a whole checkpoint (its replay buffer is not in it: make_buffer)."""
         data = ckpt.load_checkpoint(path, expected)
+        if data['manifest'].get('inference_only'):
+            raise ckpt.CheckpointError(f'checkpoint {path} is the inference part only (actor and VAE, as sent to '
+                                       'actors on other hosts): training cannot resume from it')
         learner = cls.fresh(config_of(data, path, device), data['spec'])
         learner.load_weights(data, str(path))
         return learner

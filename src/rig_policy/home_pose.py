@@ -214,7 +214,8 @@ DESCRIPTIONS = {
     'output_topic': 'velocity mode: topic of the velocity commands',
     'rate_hz': 'velocity mode: command rate',
     'joint_state_timeout_s': 'stale joint_states abort the move (zero, exit 1)',
-    'wait_for_joint_states_s': 'give up (exit 1, saying which topic) when no joint_states arrive this long after start',
+    'wait_for_joint_states_s': 'give up (exit 1, saying which topic) when no joint_states arrive this long after '
+                               'start (trajectory mode: or no controller subscribes to trajectory_topic)',
     'max_start_distance': 'refuse to move when a joint is further than this from home [rad] (wrapped UR joints)',
     **HOME_MOVE_DESCRIPTIONS,
 }
@@ -275,15 +276,19 @@ class HomePoseNode(Node):
             self._finish(1, f'refusing: joint(s) {np.nonzero(distance > self.cfg.max_start_distance)[0].tolist()} '
                             f'are more than {self.cfg.max_start_distance} rad from home; move closer by hand')
             return
+        if self.cfg.mode == 'trajectory' and self.pub.get_subscription_count() == 0:
+            # Discovery may have brought the driver's joint_states before its controller's subscription:
+            # wait for it as for the joint states, then say what is missing.
+            if time.monotonic() - self.started < self.cfg.wait_for_joint_states_s:
+                return
+            self._finish(1, f'no controller listens on {self.pub.topic_name}: is '
+                            'scaled_joint_trajectory_controller active?')
+            return
         self.plan = self.cfg.home.plan(self.q, self.home, lower=self.kin.lower, upper=self.kin.upper)
         self.t0 = time.monotonic()
         self.get_logger().info(f'moving home over {self.plan.duration:.1f} s '
                                f'(largest joint move {np.max(distance):.2f} rad)')
         if self.cfg.mode == 'trajectory':
-            if self.pub.get_subscription_count() == 0:
-                self._finish(1, f'no controller listens on {self.cfg.trajectory_topic}: is '
-                                'scaled_joint_trajectory_controller active?')
-                return
             self.pub.publish(trajectory_message(self.plan, self.kin.joint_names))
 
     def _on_tick(self) -> None:

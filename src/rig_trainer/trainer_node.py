@@ -2,7 +2,9 @@
 
 A worker thread runs `OnlineTrainer` (ingest -> train -> checkpoint) so the ROS executor, which in
 `rig up` is shared with the other nodes, never waits on a gradient step. Every checkpoint is written
-atomically and its path published latched on `rig/checkpoint`; encoder and policy hot-reload it.
+atomically and its path published latched on `rig/checkpoint`; encoder and policy hot-reload it. For
+actors on other hosts (`send_checkpoints`), its inference part is published too, latched, as a bundle
+on `/rig/checkpoint_bundle` (`rig_trainer.shipping.checkpoint_bundle`; learner links receive it).
 Killed at any moment (even kill -9), a restarted trainer resumes from its newest checkpoint and the
 bags on disk without losing or double-counting an episode (see `rig_trainer.online`).
 
@@ -23,13 +25,15 @@ import time
 
 import torch
 from rclpy.node import Node
-from std_msgs.msg import String
+from std_msgs.msg import String, UInt8MultiArray
 
-from rig_base import qos
+from rig_base import bundles, qos
 from rig_base.config import ConfigError
 from rig_base.node_main import run_node
 from rig_base.ros_params import declare_dataclass_parameters
+from rig_trainer.link_node import CHECKPOINT_BUNDLE_TOPIC
 from rig_trainer.online import OnlineTrainer, TrainerConfig, check_scale_config
+from rig_trainer.shipping import checkpoint_bundle
 
 STATUS_PERIOD_S = 1.0   # rig/trainer_status
 JOIN_S = 1.5   # destroy_node's longest wait for the thread (it stops within a step, then saves)
@@ -39,6 +43,7 @@ JOIN_S = 1.5   # destroy_node's longest wait for the thread (it stops within a s
 class TrainerNodeConfig(TrainerConfig):
     scan_period_s: float = 1.0
     train_slice_s: float = 0.5
+    send_checkpoints: bool = True
 
     def __post_init__(self):
         try:
@@ -75,6 +80,8 @@ DESCRIPTIONS = {
     'num_threads': 'torch threads for training (leave cores to the rest of the graph)',
     'scan_period_s': 'how often the data directory is scanned for new bags',
     'train_slice_s': 'longest uninterrupted training slice between scans',
+    'send_checkpoints': 'also publish each checkpoint\'s inference part on /rig/checkpoint_bundle, for actors '
+                        'on other hosts (their learner links)',
 }
 #: Settable at run time (`ros2 param set`): read by the training thread when used (the core's fields
 #: are copied into `OnlineTrainer.cfg`: see `TrainerNode.on_parameters_changed`). The rest is read-only:
@@ -93,8 +100,11 @@ class TrainerNode(Node):
         self._stop = threading.Event()
         self.trainer = OnlineTrainer(TrainerConfig(**base), stop=self._stop)
         self.checkpoint_pub = self.create_publisher(String, 'rig/checkpoint', qos.CHECKPOINT_QOS)
+        self.bundle_pub = (self.create_publisher(UInt8MultiArray, CHECKPOINT_BUNDLE_TOPIC, qos.CHECKPOINT_BUNDLE_QOS)
+                           if self.cfg.send_checkpoints else None)
+        self.bundle_bytes = 0   # the newest bundle's size
         if self.trainer.latest is not None:
-            self.checkpoint_pub.publish(String(data=str(self.trainer.latest)))
+            self._announce(self.trainer.latest)
         # What the trainer is doing, for people and programs (`ros2 topic echo /rig/trainer_status`).
         self.status_pub = self.create_publisher(String, 'rig/trainer_status', qos.LATCHED_QOS)
         self.create_timer(STATUS_PERIOD_S, self.publish_status)
@@ -113,6 +123,7 @@ class TrainerNode(Node):
                 **t.backlog(), 'bad_bags': len(t.bad_bags), 'dropped_frames': dict(t.dropped_frames),
                 'action_scale': scales and scales[0], 'control_rate_hz': scales and scales[1],
                 'refused_episodes': len(t.refused_episodes), 'waiting_for_scales': len(t.waiting_for_scales),
+                'checkpoint_bundle_bytes': self.bundle_bytes,
                 'error': '' if self.error is None else f'{type(self.error).__name__}: {self.error}'}
 
     def publish_status(self) -> None:
@@ -159,11 +170,19 @@ class TrainerNode(Node):
             f'{c["transitions"]} transitions, {c["updates"]} updates, {c["vae_fits"]} VAE fits'
             + (f', VAE {job["kind"]} at step {job["done"]}/{job["steps"]}' if job else ''))
         try:
-            self.checkpoint_pub.publish(String(data=str(path)))
+            self._announce(path)
         except Exception as exc:  # noqa: BLE001 - at shutdown the node may be gone; the file is there
             if not final:
                 raise
             self.get_logger().warning(f'final checkpoint {path.name} written but not announced: {exc}')
+
+    def _announce(self, path) -> None:
+        """The path on rig/checkpoint; the inference part on /rig/checkpoint_bundle (send_checkpoints)."""
+        self.checkpoint_pub.publish(String(data=str(path)))
+        if self.bundle_pub is not None:
+            data = checkpoint_bundle(path)
+            self.bundle_bytes = len(data)
+            self.bundle_pub.publish(UInt8MultiArray(data=bundles.to_msg_data(data)))
 
     def stop(self) -> None:
         """Shutdown began: the thread stops at its next step, saves what is new and announces it."""
