@@ -9,6 +9,7 @@
         vae/<task><tag>.json          bench_vae: what the pretrained VAE encodes (.png beside it)
         sim_cell/<arm>.json           bench_cell: reach learned in real time on the simulated cell
         hosts/hosts.json              bench_hosts: a learner host and two actor hosts (network namespaces)
+        update/<algo>.json            bench_update: ms per TD3 / SAC update, pair against fused critic
         refactor/, superseded/        results kept from earlier experiments, under the names they were
                                       written with; each folder says what it holds (README or .md)
         runs/                         scratch: the run directories behind the results (not in git)
@@ -34,9 +35,10 @@ ROS = RESULTS / 'ros'
 VAE = RESULTS / 'vae'
 SIM_CELL = RESULTS / 'sim_cell'
 HOSTS = RESULTS / 'hosts'
+UPDATE = RESULTS / 'update'
 
 # The layout version of each kind of result JSON, as written by its benchmark now.
-SCHEMAS = {'learn': 1, 'graph': 1, 'sim': 1, 'ros': 1, 'vae': 1, 'sim_cell': 1, 'hosts': 1}
+SCHEMAS = {'learn': 1, 'graph': 1, 'sim': 1, 'ros': 1, 'vae': 1, 'sim_cell': 1, 'hosts': 1, 'update': 1}
 
 
 def read_result(path: Path, kind: str) -> dict:

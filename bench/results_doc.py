@@ -18,6 +18,7 @@ committed page is what the committed results give). Placeholders are Python form
     sim, ros                    bench/results/sim/throughput.json, bench/results/ros/lockstep.json
     vae.<stem>, vae.<folder>.<stem>   bench/results/vae/...
     sim_cell.<arm>              bench/results/sim_cell/<arm>.json (bench_cell)
+    hosts.hosts                 bench/results/hosts/hosts.json (bench_hosts), a Hosts (below)
 
 A JSON object's keys read as attributes (graph.learning.graph_wall_s). Values per seed (a Seq) print
 as 'a / b / c', the format applied to each, and their `.range` as 'lo-hi'. Besides Python's formats:
@@ -150,6 +151,29 @@ class Sim(Fields):
         return Seq(row['speedup'] for row in self['rows'])
 
 
+class Hosts(Fields):
+    """bench_hosts's result, its per-actor figures as the mean over the actors."""
+
+    def _mean(self, key: str) -> float:
+        return float(np.mean([b[key] for b in self['bandwidth'].values()]))
+
+    @property
+    def checkpoint_bytes_mb(self) -> float:
+        return self['checkpoint_bytes'] / 1e6
+
+    @property
+    def bandwidth_per_step_kb(self) -> float:
+        return self._mean('bytes_per_step') / 1e3
+
+    @property
+    def cell_rate_kb_per_s(self) -> float:
+        return self._mean('bytes_per_s_at_cell_rate') / 1e3
+
+    @property
+    def raw_cell_rate_mb_per_s(self) -> float:
+        return self._mean('raw_bytes_per_s_at_cell_rate') / 1e6
+
+
 class _Formatter(string.Formatter):
     """Python's str.format, with Seq and Range printed whole and the formats `k`, `min`, `about_min`."""
 
@@ -192,7 +216,8 @@ def load(results: Path = RESULTS) -> dict:
             'sim': Sim(read_result(results / 'sim' / 'throughput.json', 'sim')),
             'ros': Fields(read_result(results / 'ros' / 'lockstep.json', 'ros')),
             'vae': _folder(results / 'vae', lambda p: Fields(read_result(p, 'vae'))),
-            'sim_cell': _folder(results / 'sim_cell', lambda p: Fields(read_result(p, 'sim_cell')))}
+            'sim_cell': _folder(results / 'sim_cell', lambda p: Fields(read_result(p, 'sim_cell'))),
+            'hosts': _folder(results / 'hosts', lambda p: Hosts(read_result(p, 'hosts')))}
 
 
 def render(results: Path = RESULTS, template: Path = TEMPLATE) -> str:

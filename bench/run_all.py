@@ -23,6 +23,7 @@ SECTIONS = [
     ('sim', 'bench.bench_sim', []),
     ('ros', 'bench.bench_ros', []),
     ('vae', 'bench.bench_vae', ['--task', 'push']),
+    ('update', 'bench.bench_update', []),
     ('learn', 'bench.bench_learn', ['--task', 'reach', '--seeds', '0', '1', '2', '--steps', '10000', '--jobs', '2']),
     ('learn_push', 'bench.bench_learn', ['--task', 'push', '--seeds', '0', '1', '2', '--steps', '200000',
                                          '--max-minutes', '120', '--jobs', '2']),

@@ -80,10 +80,11 @@ def make_rl(algo, cfg):
     return algo(actor, 6, 2, cfg, torch.device('cpu'), torch.Generator().manual_seed(0))
 
 
+@pytest.mark.parametrize('fused', [False, True])
 @pytest.mark.parametrize('algo', [TD3, SAC])
-def test_update_reduces_critic_loss_on_fixed_batch(algo):
+def test_update_reduces_critic_loss_on_fixed_batch(algo, fused):
     torch.manual_seed(0)
-    cfg = RLConfig(hidden=(64, 64), discount=0.5)
+    cfg = RLConfig(hidden=(64, 64), discount=0.5, fused_critic=fused)
     learner = make_rl(algo, cfg)
     b = _fixed_batch()
     with torch.no_grad():

@@ -103,6 +103,7 @@ class RLConfig:
     action_l2: float = 0.0
     sac_init_alpha: float = 1.0     # SAC: automatic entropy tuning, target entropy -action_dim
     sac_alpha_lr: float = 3e-4
+    fused_critic: bool = True       # twin Q networks as one batched net (rl.TwinCritic); false: two nn.Sequential
 
 
 @dataclass

@@ -18,7 +18,7 @@ from . import checkpoint as ckpt
 from .features import reward_fn
 from .model import InferenceModel, config_of, resolve_device
 from .replay import Batch, ReplayBuffer
-from .rl import TensorBatch, make_learner
+from .rl import TensorBatch, TwinCritic, is_pair_state, make_learner, twin_policy_state
 from .schedule import Schedule
 from .vae import VAETrainer
 
@@ -162,11 +162,14 @@ class Learner:
     def load_weights(self, data: dict, where: str) -> None:
         """Everything from a loaded checkpoint: the model's weights, critics, optimisers, counters."""
         self.model.load_weights(data, where)
+        policy = data['policy']
         try:
+            if isinstance(self.rl.critic, TwinCritic) and is_pair_state(policy['critic']):
+                policy = twin_policy_state(policy)    # written before rl.fused_critic (its default now)
             for k, m in self.rl.modules().items():
-                m.load_state_dict(data['policy'][k])
-            if 'extra' in data['policy'] and hasattr(self.rl, 'load_extra_state'):
-                self.rl.load_extra_state(data['policy']['extra'])
+                m.load_state_dict(policy[k])
+            if 'extra' in policy and hasattr(self.rl, 'load_extra_state'):
+                self.rl.load_extra_state(policy['extra'])
             if self.vae_trainer is not None:
                 self.vae_trainer.opt.load_state_dict(data['vae']['opt'])
         except (KeyError, RuntimeError, ValueError) as exc:
