@@ -1,6 +1,7 @@
 """Rehearsed real cell: reach from scratch on the simulated UR5e (or Sawyer) cell, in wall-clock time.
 
     python -m bench.bench_cell [--arm ur5e] [--minutes 30] [--eval-every 10] [--eval-goals 10] [--goals 50]
+                               [--params-file FILE --tag NAME]   # a variant: bench/results/sim_cell/<arm>_<NAME>.json
 
 `rig up robot --arm ARM --sim-cell --trainer --practice`: the robot graph with its own config files
 (camera -> encoder -> policy -> safety_filter -> arm_adapter -> simulated driver, at 10 Hz), the
@@ -162,12 +163,13 @@ class Cell:
 
 def run(args) -> dict:
     import numpy as np  # noqa: PLC0415 - deferred with the ROS imports (see Cell)
-    out_dir = RUNS / f'sim_cell_{args.arm}'
+    out_dir = RUNS / f'sim_cell_{args.arm}{args.tag and "_" + args.tag}'
     if out_dir.exists():
         subprocess.run(['rm', '-rf', str(out_dir)], check=True)
     out_dir.mkdir(parents=True)
     argv = [sys.executable, '-m', 'rig', 'up', 'robot', '--arm', args.arm, '--task', 'reach', '--sim-cell',
             '--trainer', '--practice', '--data-dir', str(out_dir / 'data'), '--log-level', 'warn']
+    argv += [a for f in args.params_file for a in ('--params-file', str(Path(f).resolve()))]
     log = open(out_dir / 'rig_up.log', 'w')
     t_start = time.monotonic()
     proc = subprocess.Popen(argv, env=_env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -211,7 +213,8 @@ def run(args) -> dict:
         log.close()
         cell.close()
     command = (f'python -m bench.bench_cell --arm {args.arm} --minutes {args.minutes:g} --eval-every '
-               f'{args.eval_every:g} --eval-goals {args.eval_goals} --goals {args.goals}')
+               f'{args.eval_every:g} --eval-goals {args.eval_goals} --goals {args.goals}'
+               + ''.join(f' --params-file {f}' for f in args.params_file) + (f' --tag {args.tag}' if args.tag else ''))
     return {'schema': SCHEMAS['sim_cell'], 'command': command, 'host': host(), 'date': time.strftime('%Y-%m-%d'),
             'arm': args.arm, 'task': 'reach', 'wall_s': round(wall_practice, 1),
             'practice_minutes': args.minutes, 'transitions': int(c.get('transitions', 0)),
@@ -281,11 +284,17 @@ def main(argv=None) -> int:
     p.add_argument('--eval-every', type=float, default=10.0, help='evaluate every this many practice minutes')
     p.add_argument('--eval-goals', type=int, default=10, help='goals of the evaluations along the curve')
     p.add_argument('--goals', type=int, default=50, help='goals of the final evaluation')
+    p.add_argument('--params-file', action='append', default=[],
+                   help="a parameter file over the robot graph's own (as `rig up --params-file`), e.g. the "
+                        "trainer's learn_set; give --tag with it")
+    p.add_argument('--tag', default='', help='a variant: writes <arm>_<tag>.json beside the default result')
     args = p.parse_args(argv)
+    if args.params_file and not args.tag:
+        p.error('--params-file changes the configuration: name the variant with --tag')
     r = run(args)
     images = r.pop('_images')
     SIM_CELL.mkdir(parents=True, exist_ok=True)
-    out = SIM_CELL / f'{args.arm}.json'
+    out = SIM_CELL / f'{args.arm}{args.tag and "_" + args.tag}.json'
     out.write_text(json.dumps(r, indent=2) + '\n')
     out.with_suffix('.md').write_text(markdown(r))
     plots(r, images, out)

@@ -561,3 +561,12 @@ def test_bench_hosts_measures_propagation_from_the_log_stamps_and_bandwidth_from
          'wall_s': 600, 'episodes_on_learner': 10, 'episodes_closed': 10}
     text = markdown(r)
     assert '0.86 MB' in text and 'p50 0.40 s' in text and '10 of 10 closed' in text and 'not measured' in text
+
+
+def test_bench_cell_variant_needs_a_tag_and_names_a_file_that_exists(capsys):
+    """A --params-file changes what is measured: without --tag it would overwrite the default's result."""
+    from bench.bench_cell import main
+    with pytest.raises(SystemExit):
+        main(['--params-file', 'bench/variants/cell_pretrain1500.yaml'])
+    assert 'name the variant with --tag' in capsys.readouterr().err
+    assert (REPO / 'bench' / 'variants' / 'cell_pretrain1500.yaml').is_file()
