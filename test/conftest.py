@@ -2,6 +2,8 @@
 import os
 import random
 
+import pytest
+
 os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
 os.environ.setdefault('MUJOCO_GL', 'egl')
 os.environ.setdefault('PYOPENGL_PLATFORM', 'egl')
@@ -25,3 +27,14 @@ def _clean_fastdds_shared_memory() -> None:
 
 def pytest_sessionstart(session):
     _clean_fastdds_shared_memory()
+
+
+
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (timings and results as on the 2-core CI machine), then back."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -16,11 +16,8 @@ TASK = 'reach' if sim_available() else 'toy_reach'
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(n)
 
 
 def e2e_config(seed=0):

@@ -19,11 +19,8 @@ from rig_learn.vae import ConvVAE, VAETrainer, encode_images
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.parametrize('kind', ['latent_distance', 'mahalanobis', 'log_prob'])

@@ -12,11 +12,8 @@ from rig_learn.rl import SAC, TD3, Critic, TensorBatch, TwinCritic, make_actor, 
 
 
 @pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(n)
 
 
 def _inputs(n=64, inp=6, adim=2, seed=1, dtype=torch.float32):

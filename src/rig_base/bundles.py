@@ -47,11 +47,15 @@ def pack(kind: str, name: str, files: dict[str, bytes], **meta) -> bytes:
     return b''.join([MAGIC, _LENGTH.pack(len(head)), head, *files.values()])
 
 
+def read_dir(path) -> dict[str, bytes]:
+    """Every file under directory `path`, {relative path: bytes}, in name order."""
+    path = Path(path)
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob('*')) if p.is_file()}
+
+
 def pack_dir(kind: str, path, **meta) -> bytes:
     """A bundle of every file under directory `path` (named by its last component)."""
-    path = Path(path)
-    files = {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob('*')) if p.is_file()}
-    return pack(kind, path.name, files, **meta)
+    return pack(kind, Path(path).name, read_dir(path), **meta)
 
 
 def header_of(data: bytes) -> dict:
@@ -135,19 +139,13 @@ def write_dir(files: dict[str, bytes], dest) -> Path:
 
 
 def dir_digest(path) -> str:
-    """SHA-256 over a directory's files (relative names and contents, in name order): the identity
-    of a bag that `pack_dir` sent and `write_dir` wrote, the same on both hosts."""
-    path = Path(path)
-    h = hashlib.sha256()
-    for p in sorted(path.rglob('*')):
-        if p.is_file():
-            h.update(p.relative_to(path).as_posix().encode() + b'\0')
-            h.update(sha256(p.read_bytes()).encode())
-    return h.hexdigest()
+    """`files_digest` of a directory on disk: the identity of a bag that `pack_dir` sent and
+    `write_dir` wrote, the same on both hosts."""
+    return files_digest(read_dir(path))
 
 
 def files_digest(files: dict[str, bytes]) -> str:
-    """`dir_digest` of the directory `files` make."""
+    """SHA-256 over files' relative names and contents, in name order."""
     h = hashlib.sha256()
     for rel in sorted(files):
         h.update(rel.encode() + b'\0')

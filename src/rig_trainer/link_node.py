@@ -164,7 +164,7 @@ class LearnerLinkNode(Node):
 
     def status(self) -> dict:
         return {**self.counts, 'latest': str(self.inbox.latest or ''), 'shipped': len(self.outbox.shipped),
-                'pending': len(self.outbox.pending()), 'in_flight': len(self.outbox.in_flight),
+                'pending': self.outbox.pending_at_last_scan, 'in_flight': len(self.outbox.in_flight),
                 'sends': self.outbox.sends, 'refused_bags': len(self.outbox.refused),
                 'uptime_s': round(time.monotonic() - self.started, 1), 'error': self.last_error}
 

@@ -67,6 +67,7 @@ class Outbox:
         self.digests: dict[str, str] = {}                      # name -> digest, of bags seen
         self.refused: dict[str, str] = {}                      # name -> the learner's reason
         self.sends = 0
+        self.pending_at_last_scan = 0                          # for status: no directory scan of its own
 
     def _read_ledger(self) -> dict[str, str]:
         if not self.ledger_path.exists():
@@ -89,6 +90,7 @@ class Outbox:
         max_in_flight in flight."""
         out = []
         pending = self.pending()
+        self.pending_at_last_scan = len(pending)
         names = {p.name for p in pending}
         for name in [n for n in self.in_flight if n not in names]:   # acknowledged or gone meanwhile
             del self.in_flight[name]
@@ -102,7 +104,7 @@ class Outbox:
 
     def bundle(self, bag: Path, now: float) -> bytes:
         """The bag as a bundle, marked as sent at `now`."""
-        files = {p.relative_to(bag).as_posix(): p.read_bytes() for p in sorted(bag.rglob('*')) if p.is_file()}
+        files = bundles.read_dir(bag)
         digest = bundles.files_digest(files)
         self.digests[bag.name] = digest
         self.in_flight[bag.name] = now
