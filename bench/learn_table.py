@@ -129,7 +129,7 @@ def do_nothing_row(task: str, n_goals: int = 50) -> dict | None:
     """
     # deferred: rig_learn imports torch, rig_sim mujoco
     from rig_learn.config import EvalConfig  # noqa: PLC0415
-    from rig_learn.runs import success_distance  # noqa: PLC0415
+    from rig_sim.envs import ENV_CLASSES  # noqa: PLC0415
     from rig_sim.tasks import REGION_CENTRE, TASK_SPECS, sample_goal_state  # noqa: PLC0415
     if task not in ('reach', 'push'):
         return None
@@ -137,11 +137,12 @@ def do_nothing_row(task: str, n_goals: int = 50) -> dict | None:
     goals = np.array([sample_goal_state(task, rng) for _ in range(n_goals)])
     hand = np.linalg.norm(goals[:, :3] - np.array(TASK_SPECS[task].hand_home), axis=1)
     final = hand if task == 'reach' else np.linalg.norm(goals[:, 3:5] - np.array(REGION_CENTRE), axis=1)
-    success = final < success_distance(task)
+    success_m = ENV_CLASSES[task].success_threshold
+    success = final < success_m
     median = float(np.median(final))
     directions = []
     if task == 'push':
-        directions = [direction_summary(final, goals[:, 3], success_distance(task))]
+        directions = [direction_summary(final, goals[:, 3], success_m)]
     still = 'hand stays home' + (', puck at its start' if task == 'push' else '')
     return {'task': task, 'method': f'do nothing ({still}): the scale',
             'steps': 0, 'seeds': [], 'headline': HEADLINE.get(task, 'hand_distance'), 'median': median,

@@ -72,7 +72,7 @@ def breakdown(run_dir: Path, summary: dict | None = None) -> dict:
     """direction_summary of a push run directory's final evaluation: `summary`, the eval.json that
     train_run returns and writes, read from the run directory when not given."""
     # deferred: rig_learn imports torch, rig_sim mujoco
-    from rig_learn.runs import success_distance  # noqa: PLC0415
+    from rig_sim.envs import PushEnv  # noqa: PLC0415
     from rig_sim.tasks import TASK_SPECS  # noqa: PLC0415
 
     run_dir = Path(run_dir)
@@ -81,7 +81,7 @@ def breakdown(run_dir: Path, summary: dict | None = None) -> dict:
     if not np.isfinite(puck).any():
         raise SystemExit(f'{run_dir}: eval.json has no puck distances (not a push run)')
     states = goal_states_of(run_dir, summary)
-    return direction_summary(puck, states[:, TASK_SPECS['push'].state_names.index('puck_x')], success_distance('push'))
+    return direction_summary(puck, states[:, TASK_SPECS['push'].state_names.index('puck_x')], PushEnv.success_threshold)
 
 
 def update_result(path: Path) -> list[dict]:

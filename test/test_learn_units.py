@@ -198,7 +198,7 @@ def test_goal_map_plots_planar_goals_and_skips_others(tmp_path):
     nan = np.full(n, np.nan)
     reach = EvalResult(np.linspace(0, 0.1, n), nan, nan, np.zeros(n, bool), nan,
                        goal_states=np.c_[np.full(n, 0.5), np.linspace(-0.2, 0.2, n), np.zeros(n)])
-    assert goal_map(reach, tmp_path / 'reach.png', success_m=0.05)
+    assert goal_map(reach, tmp_path / 'reach.png', success_threshold=0.05)
     assert (tmp_path / 'reach.png').stat().st_size > 0
     door = EvalResult(nan, nan, np.linspace(0, 0.3, n), np.zeros(n, bool), nan, goal_states=np.zeros((n, 1)))
     assert not goal_map(door, tmp_path / 'door.png') and not (tmp_path / 'door.png').exists()

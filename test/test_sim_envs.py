@@ -7,11 +7,14 @@ from rig_sim import TASKS, make_env
 from rig_sim.envs import GYM_IDS
 from rig_sim.tasks import (
     DOOR_GOAL_ANGLE_RANGE,
+    DOOR_SUCCESS_ANGLE,
     GOAL_REGION_HIGH,
     GOAL_REGION_LOW,
+    HAND_SUCCESS_DISTANCE,
     HAND_TIP_RADIUS,
     PLANAR_HAND_Z,
     PUCK_RADIUS,
+    PUCK_SUCCESS_DISTANCE,
     PUSH_HAND_HIGH,
     PUSH_HAND_LOW,
     PUSH_PUCK_GOAL_HIGH,
@@ -193,3 +196,32 @@ def test_rgb_array_render_mode_gives_the_overview():
     frame = env.render()
     assert frame.shape == (256, 256, 3) and frame.std() > 10
     env.close()
+
+
+@pytest.mark.parametrize('task', TASKS)
+def test_envs_declare_the_learner_protocols_optional_attributes(envs, task):
+    """rig_learn.protocol: action_scale, success_threshold, goal_map_axes (goal y across, flipped, x
+    up: puck for push) pass check_env; render_observations False gives black observation images while
+    goal images are still rendered and the physics is the same."""
+    from rig_learn.protocol import check_env, map_axes  # deferred: rig_learn imports torch
+    env = envs[task]
+    check_env(env, env.config.image_size)
+    assert env.action_scale == env.config.action_scale
+    assert env.success_threshold == {'reach': HAND_SUCCESS_DISTANCE, 'push': PUCK_SUCCESS_DISTANCE,
+                                     'door': DOOR_SUCCESS_ANGLE}[task]
+    (across, _, flipped), (up, _, up_flipped) = map_axes(env.goal_map_axes, len(env.scene.state_names))
+    names = env.scene.state_names
+    part = 'puck' if task == 'push' else 'hand'
+    assert (names[across], names[up], flipped, up_flipped) == (f'{part}_y', f'{part}_x', True, False)
+    action = np.full(ACTION_DIMS[task], 0.5, np.float32)
+    rendered, _ = env.reset(seed=0)
+    rendered = env.step(action)[0]
+    env.render_observations = False
+    try:
+        env.reset(seed=0)
+        spared = env.step(action)[0]
+    finally:
+        env.render_observations = True
+    assert rendered['image'].any() and not spared['image'].any() and spared['image'].shape == rendered['image'].shape
+    np.testing.assert_array_equal(spared['desired_goal_image'], rendered['desired_goal_image'])
+    np.testing.assert_array_equal(spared['state'], rendered['state'])

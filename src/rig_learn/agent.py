@@ -23,10 +23,10 @@ from rig_base.config import from_dict
 
 from . import checkpoint as ckpt
 from .config import LearnConfig
-from .envs import unwrapped_call
 from .evaluate import EvalResult, evaluate
-from .learner import Learner
+from .learner import Learner, NonFiniteError
 from .model import DeviceUnavailable, InferenceModel, config_of, env_spec, resolve_device
+from .protocol import nonfinite_key, unwrapped_call
 from .replay import Frame
 
 __all__ = ['RIG', 'RIGAgent', 'DeviceUnavailable', 'env_spec', 'resolve_device']
@@ -113,6 +113,21 @@ class RIGAgent:
                          ach_feat=self.featurizer.achieved(None, achieved)[0][0])
         return Frame(img, state, achieved, self.featurizer.obs(img)[0])
 
+    def _checked_frame(self, obs, at: str) -> Frame:
+        """`_frame(obs)`, first making sure that the env's float observations and the features the
+        reward is computed from are finite; NonFiniteError naming `at` (the step) and the key if not."""
+        key = nonfinite_key(obs)
+        if key is not None:
+            bad = np.flatnonzero(~np.isfinite(np.asarray(obs[key], np.float64)))
+            raise NonFiniteError(f'{at}: the env observation {key!r} is not finite (NaN or inf at index '
+                                 f'{bad[:8].tolist()})')
+        frame = self._frame(obs)
+        for name, value in (('features', frame.feat), ('achieved-goal features', frame.ach_feat)):
+            if value is not None and not np.all(np.isfinite(value)):
+                cause = ' (VAE latents of the image: has the VAE diverged?)' if self.vae is not None else ''
+                raise NonFiniteError(f'{at}: the {self.cfg.mode} {name} of the observation are not finite{cause}')
+        return frame
+
     def _make_buffer(self) -> None:
         self.learner.make_buffer(self.env)
 
@@ -176,7 +191,10 @@ class RIGAgent:
             obs, _ = env.reset(seed=seed, options={'goal': goal})
             goal_image, goal_state = np.asarray(goal['image']), np.asarray(goal['state'], np.float32)
             goal_feat = self.goal_features({'image': goal_image, 'state': goal_state})
-        frame = self._frame(obs)
+        at = f"the reset before env step {self.counters['env_steps'] + 1}"
+        if not np.all(np.isfinite(goal_feat)):
+            raise NonFiniteError(f"{at}: the episode's goal features ({self.cfg.mode}) are not finite")
+        frame = self._checked_frame(obs, at)
         self.buffer.start_episode(goal_image, goal_state, goal_feat, frame)
         self._obs_feat, self._goal_feat = frame.feat, np.asarray(goal_feat, np.float32)
         self.reset_exploration()
@@ -209,7 +227,7 @@ class RIGAgent:
                     self._begin_episode()
                 action = self._policy_action(self._obs_feat, self._goal_feat)
                 obs, _, terminated, truncated, info = self.env.step(action)
-                frame = self._frame(obs)
+                frame = self._checked_frame(obs, f'env step {n + 1}')
                 self.buffer.add_step(action, bool(terminated), frame)
                 self._obs_feat = frame.feat
                 self.counters['env_steps'] += 1

@@ -20,13 +20,14 @@ def run(args) -> int:
 
     from .agent import DeviceUnavailable  # noqa: PLC0415
     from .checkpoint import CheckpointError  # noqa: PLC0415
+    from .envs import EnvError  # noqa: PLC0415
     from .runs import eval_run  # noqa: PLC0415
 
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
         s = eval_run(args.path, n_goals=args.goals, seed=args.seed, device=args.device or 'cpu', grid=not args.no_grid)
-    except (CheckpointError, DeviceUnavailable) as exc:
+    except (CheckpointError, DeviceUnavailable, EnvError) as exc:
         print(f'rig eval: {exc}', file=sys.stderr)
         return 2
     for k, v in s.items():

@@ -10,7 +10,8 @@ from rig_base.config import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument('--task', default='reach', help="reach | push | door (rig_sim) or toy_reach (default: reach)")
+    parser.add_argument('--task', default=None,
+                        help="reach | push | door (rig_sim) or toy_reach (default: the --config file's, else reach)")
     parser.add_argument('--arm', default=None, help='sawyer | ur5e (default: from config, sawyer)')
     parser.add_argument('--steps', type=int, default=10000, help='env steps (VAE pretraining images not counted)')
     parser.add_argument('--seed', type=int, default=0)
@@ -33,12 +34,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--no-progress', action='store_true', help='no tqdm progress bar')
 
 
+def _error(exc) -> int:
+    """A `rig train` error: one line on stderr (an exception's message may span lines), exit status 2."""
+    print('rig train: ' + ' '.join(str(exc).split()), file=sys.stderr)
+    return 2
+
+
 def run(args) -> int:
     # Deferred: `rig train --help` (and `rig --help`) answer without importing torch and MuJoCo.
     from rig_base.resources import learner_config  # noqa: PLC0415
 
     from .agent import DeviceUnavailable, resolve_device  # noqa: PLC0415
     from .config import parse_overrides  # noqa: PLC0415
+    from .envs import EnvError  # noqa: PLC0415
+    from .learner import NonFiniteError  # noqa: PLC0415
+    from .protocol import ProtocolError  # noqa: PLC0415
     from .runs import load_config, train_run  # noqa: PLC0415
 
     try:
@@ -46,27 +56,26 @@ def run(args) -> int:
                      'num_threads': args.threads, 'eval.every': args.eval_every, 'eval.n_goals': args.eval_goals}
         overrides.update(parse_overrides(args.set))
         path = args.config
+        # the task: --task, else the --config file's, else reach
+        task = args.task or (None if path is not None else 'reach')
         if path is None and args.mode and args.mode != 'rig':
             # baselines have their own files: config/learn_<task>_<mode>.yaml
-            path = learner_config(args.task, '_' + args.mode)
+            path = learner_config(task, '_' + args.mode)
             if path is None:
-                raise ConfigError(f'no config/learn_{args.task}_{args.mode}.yaml; pass --config')
-        cfg = load_config(args.task, path, **overrides)
+                raise ConfigError(f'no config/learn_{task}_{args.mode}.yaml; pass --config')
+        cfg = load_config(task, path, **overrides)
         resolve_device(cfg.device)
         if args.max_minutes is not None and not args.max_minutes > 0:
             raise ConfigError(f'--max-minutes must be > 0, got {args.max_minutes}')
     except (ConfigError, DeviceUnavailable, FileNotFoundError, KeyError) as exc:
-        print(f'rig train: {exc}', file=sys.stderr)
-        return 2
+        return _error(exc)
     out = Path(args.out or f"runs/{cfg.task}_{cfg.mode}_s{cfg.seed}_{time.strftime('%Y%m%d-%H%M%S')}")
     try:
         summary = train_run(cfg, args.steps, out, progress=not args.no_progress,
                             max_wall_s=None if args.max_minutes is None else 60.0 * args.max_minutes)
-    except RuntimeError as exc:
-        if 'rig_sim' in str(exc):
-            print(f'rig train: {exc}', file=sys.stderr)
-            return 2
-        raise
+    except (EnvError, ProtocolError, NonFiniteError) as exc:
+        # the env cannot be built, breaks the protocol (rig_learn.protocol), or gave a NaN
+        return _error(exc)
     keys = [k for k in ('eval/hand_distance_median', 'eval/puck_distance_median', 'eval/door_angle_error_median',
                         'eval/success', 'env_steps_per_s', 'grad_steps_per_s', 'wall_s') if k in summary]
     print(f'run directory: {out}')

@@ -144,7 +144,7 @@ class LearnConfig:
     seed: int = 0
     device: str = 'cpu'             # 'cpu' | 'cuda' | 'cuda:N'
     num_threads: int = 0            # torch intra-op threads (0: leave torch's setting alone)
-    env: str = ''                   # optional 'module:callable' env factory (bring your own simulator)
+    env: str = ''                   # optional 'module:callable' env factory (bring your own simulator: protocol.py)
     horizon: int = 0                # 0: the env's own truncation
     vae: VAEConfig = field(default_factory=VAEConfig)
     rl: RLConfig = field(default_factory=RLConfig)

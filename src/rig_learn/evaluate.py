@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .envs import unwrapped_call
+from .envs import set_rendering
+from .protocol import unwrapped_call
 
 METRIC_KEYS = ('hand_distance', 'puck_distance', 'door_angle_error')
 
@@ -20,7 +21,7 @@ class EvalResult:
     latent_distance: np.ndarray            # final ||mu(o_T) - mu(g)|| (NaN outside rig mode)
     goal_states: np.ndarray | None = None  # (n_goals, goal state dim): where each goal was
     goal_images: list = field(default_factory=list)
-    recon_images: list = field(default_factory=list)
+    recon_images: list = field(default_factory=list)   # VAE reconstructions of the goals (empty without a VAE)
     final_images: list = field(default_factory=list)
 
     def summary(self, prefix: str = 'eval/') -> dict:
@@ -40,8 +41,10 @@ def evaluate(agent, env, n_goals: int = 50, seed: int = 1_000_003, record: int =
     """Run the agent's noise-free policy towards `n_goals` image goals; report final distances.
 
     Goals are drawn with a Generator seeded by `seed` (the same goals every call) and episode i is
-    reset with seed `seed + i`. `record` keeps goal / VAE-reconstruction / final images for the
-    first `record` goals. `policy(obs, goal) -> action` overrides the agent (e.g. a random policy).
+    reset with seed `seed + i`. `record` keeps goal / final images (and, with a VAE, its
+    reconstruction of the goal) for the first `record` goals; an env that spares obs['image']
+    (protocol: render_observations) renders those episodes. `policy(obs, goal) -> action` overrides
+    the agent (e.g. a random policy).
     """
     rng = np.random.default_rng(seed)
     vals = {k: np.full(n_goals, np.nan) for k in METRIC_KEYS}
@@ -50,6 +53,7 @@ def evaluate(agent, env, n_goals: int = 50, seed: int = 1_000_003, record: int =
     res = EvalResult(vals['hand_distance'], vals['puck_distance'], vals['door_angle_error'], success, latent)
     for i in range(n_goals):
         goal = unwrapped_call(env, 'sample_goal', rng)
+        rendering = set_rendering(env, True) if i < record else None   # the reached image is drawn
         obs, info = env.reset(seed=seed + i, options={'goal': goal})
         goal_in = {'image': np.asarray(goal['image']), 'state': np.asarray(goal['state'])}
         if res.goal_states is None:
@@ -66,6 +70,8 @@ def evaluate(agent, env, n_goals: int = 50, seed: int = 1_000_003, record: int =
             t += 1
             if terminated or truncated or (max_steps is not None and t >= max_steps):
                 break
+        if rendering is not None:
+            set_rendering(env, rendering)
         for k in METRIC_KEYS:
             if k in info:
                 vals[k][i] = float(info[k])
@@ -75,8 +81,8 @@ def evaluate(agent, env, n_goals: int = 50, seed: int = 1_000_003, record: int =
         if i < record:
             res.goal_images.append(goal_in['image'])
             res.final_images.append(np.asarray(obs['image']))
-            res.recon_images.append(agent.reconstruct(goal_in['image']) if agent.vae is not None
-                                    else goal_in['image'])
+            if agent.vae is not None:
+                res.recon_images.append(agent.reconstruct(goal_in['image']))
     return res
 
 

@@ -19,7 +19,7 @@ import enum
 import numpy as np
 
 from .config import LearnConfig
-from .envs import unwrapped_call
+from .protocol import unwrapped_call
 from .vae import log_density
 
 

@@ -23,6 +23,11 @@ from .schedule import Schedule
 from .vae import VAETrainer
 
 
+class NonFiniteError(ArithmeticError):
+    """A NaN or inf where training needs numbers: an env observation or the reward of a replay batch.
+    The message names the step and the key (`rig train` prints it in one line)."""
+
+
 class Learner:
     def __init__(self, model: InferenceModel):
         """Critics, optimisers and the VAE trainer for `model` (fresh weights from torch's global
@@ -139,6 +144,11 @@ class Learner:
     def train_step(self) -> dict:
         """One TD3/SAC update on a relabelled batch from the replay buffer."""
         b = self.buffer.sample(self.cfg.rl.batch_size)
+        if not np.all(np.isfinite(b.reward)):   # one NaN would spread through the critic to every Q value
+            raise NonFiniteError(f"grad step {self.counters['grad_steps'] + 1} (after env step "
+                                 f"{self.counters['env_steps']}): the relabelled 'reward' of the replay batch is "
+                                 f"not finite (reward {self.cfg.reward if self.cfg.uses_vae else 'latent_distance'} "
+                                 'of the cached features)')
         out = self.rl.update(self._batch_tensors(b))
         self.counters['grad_steps'] += 1
         return out

@@ -24,6 +24,7 @@ from . import checkpoint as ckpt
 from .config import LearnConfig
 from .features import PixelFeaturizer, StateFeaturizer, VAEFeaturizer
 from .goals import GoalSampler
+from .protocol import declared
 from .rl import make_actor
 from .vae import ConvVAE, decode_latents, encode_images
 
@@ -102,10 +103,10 @@ def env_spec(env, cfg: LearnConfig) -> dict:
     img = space['image'].shape
     if img[0] != cfg.image_size:
         raise ValueError(f'env renders {img[0]}px images, config image_size is {cfg.image_size}')
-    # physical size of an action of 1.0 where the env says (rig_sim: metres per step)
-    scale = getattr(getattr(env.unwrapped, 'config', None), 'action_scale', getattr(env.unwrapped, 'max_step', None))
+    # the physical size of an action of 1.0, where the env declares it (protocol: action_scale)
+    scale = declared(env, 'action_scale')
     return model_spec(cfg, a.shape[0], space['state'].shape[0], space['achieved_goal_state'].shape[0],
-                      a.low, a.high, env_action_scale=scale)
+                      a.low, a.high, env_action_scale=None if scale is None else float(scale))
 
 
 def _split(x):

@@ -15,16 +15,8 @@ from rig_base.resources import learner_config
 from . import plots
 from .agent import RIGAgent
 from .config import LearnConfig, with_overrides
-from .envs import make_task_env
-
-
-def success_distance(task: str) -> float | None:
-    """The task's success distance (rig_sim tasks; marked on goal maps), or None."""
-    try:   # rig_sim (MuJoCo) is optional for the learner
-        from rig_sim.tasks import HAND_SUCCESS_DISTANCE, PUCK_SUCCESS_DISTANCE  # noqa: PLC0415
-    except ImportError:
-        return None
-    return {'reach': HAND_SUCCESS_DISTANCE, 'push': PUCK_SUCCESS_DISTANCE}.get(task)
+from .envs import make_task_env, set_rendering
+from .protocol import ProtocolError, check_env, declared
 
 
 def load_config(task: str | None = None, path=None, **overrides) -> LearnConfig:
@@ -81,6 +73,14 @@ def eval_row(agent, result, prefix='eval/') -> dict:
     return {**result.summary(prefix), **{k: v for k, v in agent.counters.items() if k != 'vae_pretrained'}}
 
 
+def write_plots(res, env, cfg: LearnConfig, grid_path, map_path) -> None:
+    """The eval grid and goal map of an evaluation on `env`, the map with the success threshold and
+    axes `env` declares (protocol.py: success_threshold, goal_map_axes)."""
+    plots.eval_grid(res, grid_path, title=f'{cfg.task} {cfg.mode}: goals and reached images')
+    plots.goal_map(res, map_path, title=f'{cfg.task} {cfg.mode} seed {cfg.seed}: final distance per goal',
+                   success_threshold=declared(env, 'success_threshold'), axes=declared(env, 'goal_map_axes'))
+
+
 def train_run(cfg: LearnConfig, steps: int, out_dir, progress: bool = True, env=None, eval_env=None,
               max_wall_s: float | None = None) -> dict:
     """Train `cfg` for `steps` env steps into run directory `out_dir`:
@@ -93,16 +93,25 @@ def train_run(cfg: LearnConfig, steps: int, out_dir, progress: bool = True, env=
         raise ValueError(f'max_wall_s must be > 0 seconds, got {max_wall_s!r}')
 
 
-    # Environments first: a bad task or env factory fails before anything is written.
+    # Environments first: a bad task, env factory (EnvError) or protocol violation (ProtocolError)
+    # fails before anything is written.
     env = env or make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed, factory=cfg.env, horizon=cfg.horizon)
     eval_env = eval_env or make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed + 1, factory=cfg.env,
                                          horizon=cfg.horizon)
+    for e in (env, eval_env):
+        try:
+            check_env(e, cfg.image_size)
+        except ProtocolError as exc:
+            raise ProtocolError(f'env {cfg.env or cfg.task!r} breaks the env protocol (rig_learn/protocol.py): '
+                                f'{exc}') from exc
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / 'metrics.jsonl').unlink(missing_ok=True)
     (out / 'config.yaml').write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     t_start = time.perf_counter()
     agent = RIGAgent.from_config(cfg, env, eval_env=eval_env)
+    for e in (env, eval_env):   # a method that never looks at obs['image'] (the oracle) spares its rendering
+        set_rendering(e, agent.featurizer.needs_images)
     metrics = MetricsWriter(out / 'metrics.jsonl')
     timing = {'eval_s': 0.0, 'pretrain_s': 0.0}
     if cfg.uses_vae:
@@ -157,9 +166,7 @@ def train_run(cfg: LearnConfig, steps: int, out_dir, progress: bool = True, env=
     agent.save(out / 'checkpoint')
     plots.learning_curve({cfg.mode: metrics.rows}, out / 'learning_curve.png',
                          title=f'{cfg.task} ({cfg.arm}) {cfg.mode} seed {cfg.seed}')
-    plots.eval_grid(res, out / 'eval_grid.png', title=f'{cfg.task} {cfg.mode}: goal / recon / reached')
-    plots.goal_map(res, out / 'goal_map.png', title=f'{cfg.task} {cfg.mode} seed {cfg.seed}: final distance per goal',
-                   success_m=success_distance(cfg.task))
+    write_plots(res, eval_env, cfg, out / 'eval_grid.png', out / 'goal_map.png')
     summary = {**row, 'per_goal': per_goal(res)}
     write_json(out / 'eval.json', summary)
     return summary
@@ -175,13 +182,12 @@ def eval_run(path, n_goals: int | None = None, seed: int | None = None, device: 
     cfg = agent.cfg
     env = env or make_task_env(cfg.task, cfg.arm, cfg.image_size, seed=cfg.seed + 1, factory=cfg.env,
                                horizon=cfg.horizon)
+    set_rendering(env, agent.featurizer.needs_images)
     res = agent.evaluate(env, n_goals=n_goals, seed=seed, record=cfg.eval.grid_goals if grid else 0)
     summary = {**eval_row(agent, res), 'checkpoint': str(ck),
                'per_goal': per_goal(res)}
     out_dir = ck.parent if ck.name == 'checkpoint' else ck
     write_json(out_dir / 'reeval.json', summary)
     if grid:
-        plots.eval_grid(res, out_dir / 'reeval_grid.png', title=f'{cfg.task} {cfg.mode}: goal / recon / reached')
-        plots.goal_map(res, out_dir / 'reeval_goal_map.png', title=f'{cfg.task} {cfg.mode}: final distance per goal',
-                       success_m=success_distance(cfg.task))
+        write_plots(res, env, cfg, out_dir / 'reeval_grid.png', out_dir / 'reeval_goal_map.png')
     return summary

@@ -5,7 +5,9 @@ sub-pixel motion is visible) moves in a 0.3 m x 0.3 m
 workspace seen from above in an HxWx3 uint8 image. Actions in [-1, 1]^2 move the hand by up to
 `max_step` metres per step. Goals are hand positions drawn uniformly from the workspace; their
 image is the scene with the hand at the goal. Horizon 50 via truncation. Also the reference
-"bring your own simulator" example: copy it and replace `_render`/`step` with your physics.
+"bring your own simulator" example: copy it and replace `_render`/`step` with your physics. It
+declares the protocol's optional attributes too: `action_scale` (= max_step, metres),
+`success_threshold`, `goal_map_axes` (x right, y up, as drawn) and `render_observations`.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from gymnasium import spaces
 
 class ToyReachEnv(gym.Env):
     metadata = {'render_modes': ['rgb_array']}
+    goal_map_axes = ((0, 'hand goal x (m)'), (1, 'hand goal y (m)'))
 
     def __init__(self, image_size: int = 48, seed: int | None = None, horizon: int = 50,
                  half_width: float = 0.15, max_step: float = 0.02, hand_radius: float = 0.025,
@@ -44,6 +47,12 @@ class ToyReachEnv(gym.Env):
         self._hand = np.zeros(2)
         self._goal = None
         self._t = 0
+        self.render_observations = True   # False: obs['image'] is black (a learner that never looks)
+
+    @property
+    def action_scale(self) -> float:
+        """Hand displacement per step and axis at action 1.0, metres."""
+        return self.max_step
 
     # -- rendering -----------------------------------------------------------------------------
     def _render(self, pos) -> np.ndarray:
@@ -76,7 +85,8 @@ class ToyReachEnv(gym.Env):
 
     # -- gym API -------------------------------------------------------------------------------
     def _obs(self):
-        return {'image': self._render(self._hand), 'state': self._hand.astype(np.float32),
+        image = self._render(self._hand) if self.render_observations else np.zeros_like(self._background, np.uint8)
+        return {'image': image, 'state': self._hand.astype(np.float32),
                 'desired_goal_image': self._goal['image'], 'desired_goal_state': self._goal['state'],
                 'achieved_goal_state': self._hand.astype(np.float32)}
 

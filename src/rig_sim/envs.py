@@ -34,10 +34,18 @@ class RigEnv(gymnasium.Env):
     config.action_scale to a hand displacement per step.
     Observation (dict): image, state, desired_goal_image, desired_goal_state, achieved_goal_state.
     Episodes never terminate; they are truncated after config.episode_horizon steps.
+
+    The optional attributes of rig_learn's protocol: `action_scale` (config.action_scale, metres),
+    `success_threshold` and `goal_map_axes` (per task) and `render_observations` (True; False makes
+    obs['image'] black instead of rendered, for learners that never look at it, like the state
+    oracle: goal images are still rendered).
     """
 
     metadata = {'render_modes': ['rgb_array']}
     task: str = ''
+    success_threshold: float           # info['success']: task distance below this (m; door: rad)
+    # goal_map.png: goal y across (flipped: +y on the left, as seen from behind the robot), x up
+    goal_map_axes = ((1, 'hand goal y (m)', True), (0, 'hand goal x (m, away from the robot)'))
 
     def __init__(self, config: SimConfig | None = None, render_mode: str | None = None,
                  **overrides: Any) -> None:
@@ -66,6 +74,7 @@ class RigEnv(gymnasium.Env):
         })
         self._goal_state = self.scene.state()
         self._goal_image = np.zeros(image_space.shape, np.uint8)
+        self.render_observations = True
         self._steps = 0
         self._first_reset = True
 
@@ -98,6 +107,11 @@ class RigEnv(gymnasium.Env):
         reward = -float(self.task_distance(state, self._goal_state))
         truncated = self._steps >= self.horizon
         return self._observation(state), reward, False, truncated, info
+
+    @property
+    def action_scale(self) -> float:
+        """Hand displacement per control step and axis at action 1.0, metres (config.action_scale)."""
+        return self.config.action_scale
 
     def render(self) -> np.ndarray | None:
         """The 256x256 overview camera frame when render_mode='rgb_array' (for videos)."""
@@ -164,8 +178,9 @@ class RigEnv(gymnasium.Env):
     # ----------------------------------------------------------------------------------- helpers
     def _observation(self, state: np.ndarray) -> dict[str, np.ndarray]:
         state32 = state.astype(np.float32)
+        shape = self.observation_space['image'].shape
         return {
-            'image': self.scene.render(),
+            'image': self.scene.render() if self.render_observations else np.zeros(shape, np.uint8),
             'state': state32,
             'desired_goal_image': self._goal_image.copy(),
             'desired_goal_state': self._goal_state.astype(np.float32),
@@ -180,36 +195,40 @@ class RigEnv(gymnasium.Env):
 class ReachEnv(RigEnv):
     """Move the hand to a goal x-y (fixed height). Success: hand within 5 cm."""
     task = 'reach'
+    success_threshold = HAND_SUCCESS_DISTANCE
 
     def task_distance(self, state, goal_state):
         return np.linalg.norm(np.asarray(state)[..., :3] - np.asarray(goal_state)[..., :3], axis=-1)
 
     def _task_metrics(self, state, goal_state):
-        return {'success': bool(self.task_distance(state, goal_state) < HAND_SUCCESS_DISTANCE)}
+        return {'success': bool(self.task_distance(state, goal_state) < self.success_threshold)}
 
 
 class PushEnv(RigEnv):
     """Push the puck to a goal x-y; goals also place the hand. Success: puck within 6 cm."""
     task = 'push'
+    success_threshold = PUCK_SUCCESS_DISTANCE
+    goal_map_axes = ((4, 'puck goal y (m)', True), (3, 'puck goal x (m, away from the robot)'))
 
     def task_distance(self, state, goal_state):
         return np.linalg.norm(np.asarray(state)[..., 3:5] - np.asarray(goal_state)[..., 3:5], axis=-1)
 
     def _task_metrics(self, state, goal_state):
         puck_distance = float(self.task_distance(state, goal_state))
-        return {'puck_distance': puck_distance, 'success': puck_distance < PUCK_SUCCESS_DISTANCE}
+        return {'puck_distance': puck_distance, 'success': puck_distance < self.success_threshold}
 
 
 class DoorEnv(RigEnv):
     """Open the door to a goal angle (uniform in [0, 0.8] rad). Success: within 0.1 rad."""
     task = 'door'
+    success_threshold = DOOR_SUCCESS_ANGLE
 
     def task_distance(self, state, goal_state):
         return np.abs(np.asarray(state)[..., 3] - np.asarray(goal_state)[..., 3])
 
     def _task_metrics(self, state, goal_state):
         angle_error = float(self.task_distance(state, goal_state))
-        return {'door_angle_error': angle_error, 'success': angle_error < DOOR_SUCCESS_ANGLE}
+        return {'door_angle_error': angle_error, 'success': angle_error < self.success_threshold}
 
 
 ENV_CLASSES: dict[str, type[RigEnv]] = {'reach': ReachEnv, 'push': PushEnv, 'door': DoorEnv}
