@@ -74,9 +74,10 @@ class Cell:
 
         from rig_base import qos  # noqa: PLC0415
         from rig_base.image_msgs import image_to_numpy  # noqa: PLC0415
-        from rig_base.msgs import stamp_ns  # noqa: PLC0415
+        from rig_base.msgs import operator_episode_end, stamp_ns  # noqa: PLC0415
         from rig_sim.cell import DRIVERS  # noqa: PLC0415
         self.np, self.rclpy, self.SetBool, self.Trigger, self.to_numpy = np, rclpy, SetBool, Trigger, image_to_numpy
+        self.episode_end = operator_episode_end
         rclpy.init()
         self.node = rclpy.create_node('bench_cell')
         self.raw, self.cmd, self.out = [], [], []      # (arrival ns, frame stamp ns) / arrival ns
@@ -136,12 +137,13 @@ class Cell:
         self.call(self.sample_goal, self.Trigger.Request())
         start = json.loads(self.call(self.state, self.Trigger.Request()).message)
         self.spin(10.0, lambda: len(self.goal_images) > n_goals)
-        ended = lambda: any(e.get('event') == 'end' for e in self.events[n_events:])
+        ended = lambda: self.episode_end(self.events, n_events) is not None   # this goal's episode, not the last
         if not self.spin(timeout, ended):
             raise RuntimeError(f'goal {k}: no operator episode ended within {timeout:.0f} s')
         self.spin(0.3)
         final = json.loads(self.call(self.state, self.Trigger.Request()).message)
-        return {'goal': k, 'goal_state': start['goal_state'], 'final_state': final['state'],
+        return {'goal': k, 'steps': self.episode_end(self.events, n_events)['steps'],
+                'goal_state': start['goal_state'], 'final_state': final['state'],
                 'start_distance': start['distance'], 'final_distance': final['distance'],
                 'goal_image': self.to_numpy(self.goal_images[-1]), 'reached_image': self.to_numpy(self.frames[-1])}
 

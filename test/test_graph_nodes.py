@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from std_srvs.srv import SetBool, Trigger
 
 from rig_base import qos
 from rig_base.image_msgs import latent_to_msg, msg_to_latent, numpy_to_image
+from rig_base.msgs import operator_episode_end
 from rig_learn.agent import RIGAgent
 from rig_learn.config import LearnConfig
 from rig_trainer.online import TrainerConfig, agent_spec
@@ -287,6 +289,60 @@ def test_a_new_operator_goal_answers_the_frame_that_came_before_it(ros_node, tmp
         assert not spin_until(node, lambda: len(cmds) > n, 0.5), 'a stale frame is not answered'
 
 
+def test_back_from_practice_the_policy_waits_for_a_new_goal_and_each_goal_gets_its_own_episode(ros_node, tmp_path):
+    """An operator goal, some practice, operator mode again: the policy does not take up the old goal
+    (the arm stays still until the operator gives one), and the next goal's episode runs its full
+    operator_steps. (A bench that took the old goal's episode end for the new goal's measured every
+    goal of the rehearsed cell 1 s in.)"""
+    ckpt = make_checkpoint(tmp_path / 'ckpt', grad_steps=10)
+    node = ros_node
+    cmds, events = [], []
+    node.create_subscription(TwistStamped, 'rig/cmd_raw', cmds.append, qos.COMMAND_QOS)
+    node.create_subscription(String, 'rig/episode', lambda m: events.append(json.loads(m.data)), qos.EPISODE_QOS)
+    lat_pub = node.create_publisher(Image, 'rig/latent', qos.LATENT_QOS)
+    goal_pub = node.create_publisher(Image, 'rig/goal_latent', qos.GOAL_LATENT_QOS)
+    practice = node.create_client(SetBool, 'rig/practice')
+
+    def goal():
+        msg = latent_to_msg(np.ones(4), np.zeros(4), Image().header)
+        msg.header.stamp = node.get_clock().now().to_msg()
+        return msg
+
+    def feed(n: int) -> None:
+        for _ in range(n):
+            lat_pub.publish(fresh_latent(node))
+            spin_until(node, lambda: False, 0.05)
+
+    def switch(on: bool) -> None:
+        fut = practice.call_async(SetBool.Request(data=on))
+        assert spin_until(node, fut.done, STARTUP) and fut.result().success
+
+    log = tmp_path / 'policy.log'
+    with spawn_node('rig_policy.policy_node', {'checkpoint': str(ckpt), 'task': 'reach', 'operator_steps': 4,
+                                               'episode_length': 3},
+                    namespace='/g', log_path=log):
+        assert practice.wait_for_service(timeout_sec=STARTUP), log.read_text()
+        goal_pub.publish(goal())
+        assert spin_until(node, lambda: goal_pub.get_subscription_count() > 0, STARTUP)
+        feed(8)
+        assert [e['steps'] for e in events if e['event'] == 'end'] == [4], events
+        switch(True)
+        feed(5)
+        switch(False)
+        n_cmds, n_events = len(cmds), len(events)
+        feed(6)
+        assert len(cmds) == n_cmds, 'back in operator mode the old goal is not taken up again'
+        assert not [e for e in events[n_events:] if e['event'] == 'start'], events[n_events:]
+        goal_pub.publish(goal())
+        spin_until(node, lambda: False, 0.2)
+        feed(8)
+    starts = [e for e in events[n_events:] if e['event'] == 'start']
+    ends = [e for e in events[n_events:] if e['event'] == 'end']
+    assert len(starts) == 1 and starts[0]['goal_source'] == 'operator', events[n_events:]
+    assert ends and ends[0]['episode'] == starts[0]['episode'] and ends[0]['steps'] == 4, 'its own full episode'
+    assert operator_episode_end(events, n_events) == ends[0]
+
+
 def test_practice_mode_runs_episodes_with_imagined_goals_and_resets(ros_node, tmp_path):
     ckpt = make_checkpoint(tmp_path / 'ckpt')
     node = ros_node
@@ -327,6 +383,51 @@ def test_practice_mode_runs_episodes_with_imagined_goals_and_resets(ros_node, tm
     # before any training the practice actions are uniform random: not all equal, up to 0.01 m x 10 Hz
     xs = {round(m.twist.linear.x, 4) for m in cmds}
     assert len(xs) > 3 and max(abs(x) for x in xs) <= 0.1 + 1e-6
+
+
+def test_a_practice_hold_ends_the_episode_stops_the_arm_and_silences_practice_until_released(ros_node, tmp_path):
+    """`rig/practice_hold` (the learner link holds practice while the learner host is unreachable): the
+    open episode ends with reason 'hold', one zero command goes out, no latent is answered while held,
+    and practice goes on with a new episode once it is released."""
+    ckpt = make_checkpoint(tmp_path / 'ckpt')
+    node = ros_node
+    events, cmds = [], []
+    node.create_subscription(String, 'rig/episode', lambda m: events.append(json.loads(m.data)), qos.EPISODE_QOS)
+    node.create_subscription(TwistStamped, 'rig/cmd_raw', cmds.append, qos.COMMAND_QOS)
+    lat_pub = node.create_publisher(Image, 'rig/latent', qos.LATENT_QOS)
+    hold_pub = node.create_publisher(String, 'rig/practice_hold', qos.PRACTICE_HOLD_QOS)
+    log = tmp_path / 'policy.log'
+
+    def feed(n: int) -> None:
+        for _ in range(n):
+            lat_pub.publish(fresh_latent(node))
+            spin_until(node, lambda: False, 0.1)
+
+    with spawn_node('rig_policy.policy_node', {'checkpoint': str(ckpt), 'episode_length': 50,
+                                               'practice_on_start': True},
+                    namespace='/g', log_path=log) as proc:
+        assert spin_until(node, lambda: lat_pub.get_subscription_count() > 0 and
+                          hold_pub.get_subscription_count() > 0, STARTUP), log.read_text()
+        feed(5)
+        assert spin_until(node, lambda: len(cmds) >= 3, 5.0), log.read_text()
+        hold_pub.publish(String(data='the learner host has not been heard for over 5 s'))
+        assert spin_until(node, lambda: any(e['event'] == 'end' for e in events), 5.0), events
+        spin_until(node, lambda: False, 0.3)
+        held_at = len(cmds)
+        last = cmds[-1].twist.linear
+        assert (last.x, last.y, last.z) == (0.0, 0.0, 0.0), 'the hold sends one zero command'
+        feed(5)
+        assert len(cmds) == held_at, 'no latent is answered while practice is held'
+        hold_pub.publish(String(data=''))
+        spin_until(node, lambda: False, 0.3)
+        feed(5)
+        assert spin_until(node, lambda: len(cmds) > held_at, 5.0), 'practice goes on once released'
+        assert proc.poll() is None
+    starts = [e for e in events if e['event'] == 'start']
+    ends = [e for e in events if e['event'] == 'end']
+    assert ends[0]['reason'] == 'hold' and len(starts) == 2, events
+    text = log.read_text()
+    assert 'practice held: the learner host has not been heard' in text and 'practice hold released' in text
 
 
 def test_trainer_survives_kill_9_and_resumes_without_losing_or_recounting(tmp_path):
@@ -385,7 +486,8 @@ def test_trainer_survives_kill_9_and_resumes_without_losing_or_recounting(tmp_pa
     mcap = next((data / 'z_truncated').glob('*.mcap'))
     mcap.write_bytes(mcap.read_bytes()[:200])
 
-    with spawn_node('rig_trainer.trainer_node', params, namespace='/t', log_path=tmp_path / 'trainer2.log') as p2:
+    with spawn_node('rig_trainer.trainer_node', {**params, 'nice': 5}, namespace='/t',
+                    log_path=tmp_path / 'trainer2.log') as p2:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             led = ledger()
@@ -393,6 +495,10 @@ def test_trainer_survives_kill_9_and_resumes_without_losing_or_recounting(tmp_pa
                 break
             time.sleep(0.3)
         assert p2.poll() is None, (tmp_path / 'trainer2.log').read_text()
+        # `nice` lowers the training thread alone (Linux keeps nice per thread): the executor stays at 0
+        nices = sorted({int(open(t / 'stat').read().rsplit(')', 1)[1].split()[16])
+                        for t in Path(f'/proc/{p2.pid}/task').iterdir()})
+        assert nices == [0, 5], nices
     led = ledger()
     log2 = (tmp_path / 'trainer2.log').read_text()
     assert led is not None and led['ingested'] == [f'a_ep{k:06d}' for k in range(5)], log2

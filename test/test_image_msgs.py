@@ -9,6 +9,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from rig_base.image_msgs import UnsupportedImage, image_to_numpy, latent_to_msg, msg_to_latent, numpy_to_image
+from rig_base.msgs import operator_episode_end
 
 RNG = np.random.default_rng(0)
 
@@ -154,3 +155,17 @@ def test_bad_latents_raise():
         msg_to_latent(numpy_to_image(np.zeros((3, 4), np.float32), '32FC1'))
     with pytest.raises(UnsupportedImage, match='encoding'):
         msg_to_latent(numpy_to_image(np.zeros((2, 4, 3), np.uint8), 'rgb8'))
+
+
+def test_an_operator_goal_is_measured_at_the_end_of_its_own_episode():
+    """The end of the episode a new goal interrupted (or of a practice one) is not that goal's end."""
+    events = [{'event': 'start', 'episode': 7, 'goal_source': 'operator'}]   # the old goal's episode
+    since = len(events)
+    events += [{'event': 'end', 'episode': 7, 'steps': 12}]                   # ended by the new goal
+    assert operator_episode_end(events, since) is None
+    events += [{'event': 'start', 'episode': 8, 'goal_source': 'operator'}]
+    assert operator_episode_end(events, since) is None
+    events += [{'event': 'end', 'episode': 8, 'steps': 100}]
+    assert operator_episode_end(events, since) == {'event': 'end', 'episode': 8, 'steps': 100}
+    practice = [{'event': 'start', 'episode': 1, 'goal_source': 'imagined'}, {'event': 'end', 'episode': 1}]
+    assert operator_episode_end(practice, 0) is None

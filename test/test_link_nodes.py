@@ -113,3 +113,29 @@ def test_the_receiver_stores_each_shipped_episode_once_and_the_link_records_the_
     assert len((actor / '.shipped_env0').read_text().splitlines()) == 3
     receiver_log = (tmp_path / 'receiver.log').read_text()
     assert receiver_log.count('stored env0_ep') == 3, receiver_log
+
+
+def test_the_link_holds_practice_until_the_learner_is_heard_and_when_it_falls_silent(tmp_path):
+    """Before the learner's heartbeat (the episode receiver's status) the link holds practice on
+    rig/practice_hold; the receiver's first status releases it; once the receiver is gone for
+    hold_without_learner_s the hold is back. Latched: a policy that starts late gets the state."""
+    from std_msgs.msg import String
+    holds: list[str] = []
+    with rclpy_node('probe', '/') as node:
+        node.create_subscription(String, '/env0/rig/practice_hold', lambda m: holds.append(m.data),
+                                 qos.PRACTICE_HOLD_QOS)
+        with spawn_node('rig_trainer.link_node', {'data_dir': str(tmp_path / 'a0'), 'actor': 'env0',
+                                                   'hold_without_learner_s': 1.5},
+                        namespace='/env0', log_path=tmp_path / 'link.log'):
+            assert spin_until(node, lambda: holds, 30), (tmp_path / 'link.log').read_text()
+            assert 'nothing heard' in holds[-1]
+            with spawn_node('rig_trainer.episode_receiver_node', {'data_dir': str(tmp_path / 'learner')},
+                            log_path=tmp_path / 'receiver.log'):
+                assert spin_until(node, lambda: holds[-1] == '', 30), holds
+                t_up = time.monotonic()
+            assert spin_until(node, lambda: holds[-1] != '', 15), holds
+            held_after_s = time.monotonic() - t_up
+            assert 'not been heard for over 1.5 s' in holds[-1]
+    assert held_after_s >= 1.0, f'held {held_after_s:.1f} s after the receiver went: before its timeout'
+    log = (tmp_path / 'link.log').read_text()
+    assert 'holding practice' in log and 'the learner host is heard' in log and 'Traceback' not in log

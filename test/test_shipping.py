@@ -14,7 +14,7 @@ from rig_learn.envs import make_task_env
 from rig_learn.learner import Learner
 from rig_learn.model import InferenceModel
 from rig_learn.testing import tiny_config
-from rig_trainer.shipping import Ack, CheckpointInbox, Inbox, Outbox, checkpoint_bundle
+from rig_trainer.shipping import Ack, CheckpointInbox, Inbox, LearnerWatch, Outbox, checkpoint_bundle
 
 
 @pytest.fixture(scope='module')
@@ -183,3 +183,16 @@ def test_the_learner_refuses_broken_or_conflicting_bags_and_the_actor_keeps_them
     assert out.acknowledge(Ack('env1_ep000000_x', 'd', 'stored')) is None
     with pytest.raises(ValueError, match='malformed'):
         Ack.from_json('{"name": 1')
+
+
+def test_practice_is_held_until_the_learner_is_heard_and_again_once_it_falls_silent():
+    watch = LearnerWatch(hold_after_s=5.0)
+    assert 'nothing heard' in watch.hold_reason(0.0)
+    watch.heard(1.0)
+    assert watch.hold_reason(1.0) == '' and watch.hold_reason(6.0) == ''
+    silent = watch.hold_reason(6.5)
+    assert 'not been heard for over 5 s' in silent and watch.hold_reason(60.0) == silent, 'one text per cause'
+    watch.heard(61.0)
+    assert watch.hold_reason(61.0) == ''
+    never = LearnerWatch(hold_after_s=0.0)
+    assert never.hold_reason(0.0) == '' and never.hold_reason(1e6) == '', '0 practises on through an outage'

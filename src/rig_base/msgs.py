@@ -57,3 +57,17 @@ def velocity_twist(velocity, stamp, frame_id: str) -> TwistStamped:
     v = [float(x) for x in velocity] + [0.0] * (3 - len(velocity))
     msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = v[:3]
     return msg
+
+
+def operator_episode_end(events: list[dict], since: int) -> dict | None:
+    """The `end` event (rig/episode JSON) of the first operator episode that *starts* at or after
+    `events[since]`, or None while it runs. A new goal ends the episode before it; that end, or any
+    other episode's, is not this goal's: an operator (a bench, a demo) that took it would measure the
+    arm a moment after giving the goal, and then every later goal one episode late."""
+    episode = None
+    for e in events[since:]:
+        if episode is None and e.get('event') == 'start' and e.get('goal_source') == 'operator':
+            episode = e.get('episode')
+        elif episode is not None and e.get('event') == 'end' and e.get('episode') == episode:
+            return e
+    return None

@@ -49,6 +49,8 @@ GOAL_IMAGE_QOS = LATCHED_QOS
 GOAL_LATENT_QOS = LATCHED_QOS
 ESTOP_QOS = LATCHED_QOS
 CHECKPOINT_QOS = LATCHED_QOS
+#: `rig/practice_hold`: the newest hold state reaches a policy that starts late.
+PRACTICE_HOLD_QOS = LATCHED_QOS
 # Volatile twin of ESTOP_QOS for subscribers: it also hears volatile publishers (a plain
 # `ros2 topic pub rig/estop ...`), which a transient-local subscription would silently ignore.
 # The safety filter subscribes with both.

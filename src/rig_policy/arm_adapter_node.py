@@ -54,7 +54,7 @@ from rig_base.msgs import twist_velocity
 from rig_base.node_main import run_node
 from rig_base.qos import COMMAND_QOS, ESTOP_QOS, ESTOP_VOLATILE_QOS, STATE_PUBLISHER_QOS, STATE_SUBSCRIBER_QOS
 from rig_base.ros_params import declare_dataclass_parameters
-from rig_policy.home_pose import HOME_MOVE_DESCRIPTIONS, HomeMove
+from rig_policy.home_pose import HOME_MOVE_DESCRIPTIONS, HomeMove, states_fresh
 from rig_policy.joint_commands import VELOCITY_TYPES, velocity_message
 from rig_policy.kinematics import ARMS, ArmKinematics, SolverConfig, rotation_error
 
@@ -178,6 +178,7 @@ class ArmAdapterNode(Node):
         self.create_timer(1.0 / self.cfg.rate_hz, self._on_tick)
         self.home = self.cfg.home.pose_of(self.cfg.arm, self.kin.n)
         self._homing = None   # (plan, start time, future) while moving home
+        self._homing_tick: float | None = None   # its last control tick (home_pose.states_fresh)
         # Its own callback group: the service coroutine waits for the control timer to bring the arm
         # home, and a coroutine holds its group until it returns.
         self.create_service(Trigger, 'rig/home', self._on_home, callback_group=MutuallyExclusiveCallbackGroup())
@@ -298,7 +299,7 @@ class ArmAdapterNode(Node):
             return response
         plan = self.cfg.home.plan(self.q, self.home, lower=self.kin.lower, upper=self.kin.upper)
         done = Future()
-        self._homing = (plan, time.monotonic(), done)
+        self._homing, self._homing_tick = (plan, time.monotonic(), done), None
         self.get_logger().info(f'moving home over {plan.duration:.1f} s')
         ok, why = await done
         response.success, response.message = ok, why
@@ -311,7 +312,9 @@ class ArmAdapterNode(Node):
     def _homing_velocities(self, now: float) -> np.ndarray:
         plan, t0, done = self._homing
         t = now - t0
-        outcome = self.cfg.home.outcome(plan, t, self.q, now - self.q_time <= self.cfg.joint_state_timeout_s)
+        fresh = states_fresh(now, self.q_time, self._homing_tick, self.cfg.joint_state_timeout_s)
+        self._homing_tick = now
+        outcome = self.cfg.home.outcome(plan, t, self.q, fresh)
         if outcome is not None:
             self._end_homing(outcome)
             self.zeros_sent = 1

@@ -16,6 +16,9 @@ is refused and the old one keeps driving. Each episode's start event records the
 control rate and action size its commands are made with: the trainer turns them back into actions
 with those (docs/interfaces.md, "Scales"). Before any checkpoint has trained (no gradient step
 yet), practice uses uniform random actions: that is the random-action data the VAE is pretrained on.
+A non-empty reason on `rig/practice_hold` (latched; the learner link sends one while the learner
+host is unreachable) holds practice: the open episode ends, one zero command is sent, and the policy
+is silent until the hold is released with ''. Operator mode is not held.
 """
 from __future__ import annotations
 
@@ -116,6 +119,7 @@ class PolicyNode(Node):
         self.practice_goal: np.ndarray | None = None
         self.commands_sent = 0
         self.stopped = False        # shutting down: act on nothing more
+        self.hold_reason = ''       # non-empty: practice is held (rig/practice_hold) and the arm still
 
         self.cmd_pub = self.create_publisher(TwistStamped, 'rig/cmd_raw', qos.COMMAND_QOS)
         self.episode_pub = self.create_publisher(String, 'rig/episode', qos.EPISODE_QOS)
@@ -124,6 +128,7 @@ class PolicyNode(Node):
         self.create_subscription(Image, 'rig/latent', self._on_latent, qos.LATENT_QOS)
         self.create_subscription(Image, 'rig/goal_latent', self._on_goal_latent, qos.GOAL_LATENT_QOS)
         self.create_subscription(String, 'rig/checkpoint', self._on_checkpoint, qos.CHECKPOINT_QOS)
+        self.create_subscription(String, 'rig/practice_hold', self._on_practice_hold, qos.PRACTICE_HOLD_QOS)
         self.create_service(SetBool, 'rig/practice', self._on_practice)
         self.reset_client = (self.create_client(Trigger, self.cfg.reset_service)
                              if self.cfg.reset_service else None)
@@ -170,15 +175,34 @@ class PolicyNode(Node):
 
     # -- modes --------------------------------------------------------------------------------------
     def set_practice(self, on: bool) -> None:
-        """Switch between practice (imagined goals) and operator mode; the open episode ends."""
+        """Switch between practice (imagined goals) and operator mode; the open episode ends. Back in
+        operator mode the arm waits for the operator's next goal: an earlier goal is not taken up again."""
         if on != self.practice:
             self._end_episode()
             self.practice = bool(on)
-            self.operator_done = False
+            self.operator_done = not self.practice
             self.get_logger().info('practice started' if self.practice else 'practice stopped: operator mode')
             waiting, self._unanswered = self._unanswered, None
             if self.practice and waiting is not None:
                 self._on_latent(waiting)   # a fresh frame waiting for an answer: practise from it
+
+    def _on_practice_hold(self, msg: String) -> None:
+        """`rig/practice_hold` (latched): a non-empty reason holds practice (the learner link sends one
+        while the learner is unreachable), '' releases it. Operator mode is unaffected."""
+        reason = msg.data.strip()
+        if reason == self.hold_reason:
+            return
+        was_held, self.hold_reason = self.hold_reason, reason
+        if reason:
+            self.get_logger().warning(f'practice held: {reason}')
+            if self.practice and self.episode_open:
+                self._end_episode(reason='hold')
+                self._send_zero()
+        elif was_held:
+            self.get_logger().info('practice hold released: practising again')
+            waiting, self._unanswered = self._unanswered, None
+            if self.practice and waiting is not None and self._age_s(waiting) <= self.cfg.max_latency_s:
+                self._on_latent(waiting)   # else the next frame (in lockstep the bridge's stall republish)
 
     def _on_practice(self, request, response):
         self.set_practice(bool(request.data))
@@ -275,12 +299,14 @@ class PolicyNode(Node):
             self.get_logger().warning('latent from another checkpoint (encoder reloading?): skipped',
                                       throttle_duration_sec=2.0)
             return
-        sent_ns = stamp_ns(msg.header.stamp)
-        age = (self.get_clock().now().nanoseconds - sent_ns) * 1e-9
-        if sent_ns and age > self.cfg.max_latency_s:
+        age = self._age_s(msg)
+        if age > self.cfg.max_latency_s:
             self.get_logger().warning(f'latent {age * 1e3:.0f} ms old: not acting on it', throttle_duration_sec=2.0)
             return
         if self.practice:
+            if self.hold_reason:
+                self._unanswered = msg   # silent while held (the safety filter's watchdog holds the arm)
+                return
             if self.episode_open and self.step_in_episode >= self.cfg.episode_length:
                 self._end_episode()
                 if self.resetting:
@@ -303,6 +329,11 @@ class PolicyNode(Node):
                 return
         self._send(self.compute_action(mean), msg.header.stamp)
         self.step_in_episode += 1
+
+    def _age_s(self, msg: Image) -> float:
+        """How old a latent's source frame is (0 for an unstamped one)."""
+        sent_ns = stamp_ns(msg.header.stamp)
+        return (self.get_clock().now().nanoseconds - sent_ns) * 1e-9 if sent_ns else 0.0
 
     def compute_action(self, latent_mean: np.ndarray) -> np.ndarray:
         """Action in [-1, 1]: the actor's, plus exploration noise in practice (random before training)."""
@@ -327,6 +358,9 @@ class PolicyNode(Node):
         """On the way out: end the episode (so its bag closes) and send a zero command; act no more."""
         self.stopped = True
         self._end_episode(reason='shutdown')
+        self._send_zero()
+
+    def _send_zero(self) -> None:
         msg = TwistStamped()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.header.frame_id = self.cfg.frame_id

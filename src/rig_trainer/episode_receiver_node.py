@@ -5,7 +5,8 @@ It subscribes to `/rig/episode_bags`, where every actor host's learner link ship
 not at all (`rig_trainer.shipping.Inbox`: under a hidden name, then renamed; the trainer watching
 `data_dir` sees only closed bags), and answers every bag on `/rig/episode_acks`: `stored`,
 `duplicate` (a bag it already has: a resend after a link loss or a restart, stored once) or
-`refused` with the reason. Its counts are on `rig/episode_receiver_status` (latched JSON, 1 Hz).
+`refused` with the reason. Its counts are on `/rig/episode_receiver_status` (latched JSON, 1 Hz), which
+is also the learner host's heartbeat for the actors' links.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from rig_base import bundles, qos
 from rig_base.config import ConfigError
 from rig_base.node_main import run_node
 from rig_base.ros_params import declare_dataclass_parameters
-from rig_trainer.link_node import EPISODE_ACKS_TOPIC, EPISODE_BAGS_TOPIC
+from rig_trainer.link_node import EPISODE_ACKS_TOPIC, EPISODE_BAGS_TOPIC, LEARNER_STATUS_TOPIC
 from rig_trainer.shipping import Inbox
 
 STATUS_PERIOD_S = 1.0
@@ -45,7 +46,7 @@ class EpisodeReceiverNode(Node):
         self.inbox = Inbox(self.cfg.data_dir)
         self.bytes_received = 0
         self.ack_pub = self.create_publisher(String, EPISODE_ACKS_TOPIC, qos.EPISODE_ACK_QOS)
-        self.status_pub = self.create_publisher(String, 'rig/episode_receiver_status', qos.LATCHED_QOS)
+        self.status_pub = self.create_publisher(String, LEARNER_STATUS_TOPIC, qos.LATCHED_QOS)
         self.create_subscription(UInt8MultiArray, EPISODE_BAGS_TOPIC, self._on_bag, qos.EPISODE_BAG_QOS)
         self.create_timer(STATUS_PERIOD_S, self.publish_status)
         self.get_logger().info(f'receiving episodes into {self.cfg.data_dir}')

@@ -12,6 +12,12 @@ One per actor namespace on an actor host (`rig up sim --remote-learner`, `remote
   receiver acknowledges it on `/rig/episode_acks` (`rig_trainer.shipping.Outbox`; acknowledged ones
   are listed in `<data_dir>/.shipped_<actor>`). Bags stay on the actor's disk.
 
+- **Practice held without the learner.** It listens to the learner's heartbeat (the episode
+  receiver's status, 1 Hz); before the first one, and once none has come for `hold_without_learner_s`,
+  it holds practice on `rig/practice_hold` (latched, the reason; '' releases): the policy ends its
+  episode, commands zero and is silent, and the safety filter's watchdog keeps the arm stopped, until
+  the learner is heard again. `hold_without_learner_s: 0` practises on through an outage instead.
+
 At shutdown it ships the bag its recorder closes last and waits up to `STOP_SHIP_S` for the learner's
 answer; a bag still unacknowledged then stays on disk and is sent at the next start. Its state is on
 `rig/link_status` (latched JSON, 1 Hz). The logic is `rig_trainer.shipping`.
@@ -33,11 +39,14 @@ from rig_base.node_main import run_node
 from rig_base.ros_params import declare_dataclass_parameters
 from rig_learn.checkpoint import CheckpointError
 from rig_trainer.bags import PARTIAL_DIR
-from rig_trainer.shipping import Ack, CheckpointInbox, Outbox
+from rig_trainer.shipping import Ack, CheckpointInbox, LearnerWatch, Outbox
 
 CHECKPOINT_BUNDLE_TOPIC = '/rig/checkpoint_bundle'
 EPISODE_BAGS_TOPIC = '/rig/episode_bags'
 EPISODE_ACKS_TOPIC = '/rig/episode_acks'
+#: The learner host's heartbeat: its episode receiver's status, 1 Hz.
+LEARNER_STATUS_TOPIC = '/rig/episode_receiver_status'
+WATCH_PERIOD_S = 0.5
 STATUS_PERIOD_S = 1.0
 #: At shutdown, how long the link waits for the recorder's last bag to be closed and acknowledged
 #: (within rig_base.node_main.STOP_GRACE_S).
@@ -53,6 +62,7 @@ class LinkConfig:
     scan_period_s: float = 1.0
     resend_period_s: float = 5.0
     max_in_flight: int = 4
+    hold_without_learner_s: float = 5.0
 
     def __post_init__(self):
         if not self.data_dir or not self.actor:
@@ -60,6 +70,9 @@ class LinkConfig:
         if self.keep_checkpoints < 1 or self.max_in_flight < 1:
             raise ConfigError(f'keep_checkpoints and max_in_flight must be >= 1, got {self.keep_checkpoints} '
                               f'and {self.max_in_flight}')
+        if self.hold_without_learner_s < 0:
+            raise ConfigError(f'hold_without_learner_s must be >= 0 (0 = never hold), '
+                              f'got {self.hold_without_learner_s}')
         if self.scan_period_s <= 0 or self.resend_period_s <= 0:
             raise ConfigError(f'scan_period_s and resend_period_s must be > 0, got {self.scan_period_s} '
                               f'and {self.resend_period_s}')
@@ -77,8 +90,10 @@ DESCRIPTIONS = {
     'scan_period_s': 'how often data_dir is scanned for closed bags to ship',
     'resend_period_s': 'an episode not acknowledged by the learner after this long is sent again',
     'max_in_flight': 'most episodes sent and not yet acknowledged at a time',
+    'hold_without_learner_s': 'hold practice (arm stopped) once the learner host has not been heard for '
+                              'this long, and until it is first heard; 0 = practise on through an outage',
 }
-LIVE_PARAMETERS = ('scan_period_s', 'resend_period_s', 'max_in_flight')
+LIVE_PARAMETERS = ('scan_period_s', 'resend_period_s', 'max_in_flight', 'hold_without_learner_s')
 
 
 class LearnerLinkNode(Node):
@@ -93,13 +108,19 @@ class LearnerLinkNode(Node):
         self.last_error = ''
         self.started = time.monotonic()
         self._stop_by: float | None = None   # shutdown: the deadline for the last bag's answer
+        self.watch = LearnerWatch(self.cfg.hold_without_learner_s)
+        self.hold = None                     # the reason last sent on rig/practice_hold
         self.checkpoint_pub = self.create_publisher(String, 'rig/checkpoint_received', qos.CHECKPOINT_QOS)
         self.bag_pub = self.create_publisher(UInt8MultiArray, EPISODE_BAGS_TOPIC, qos.EPISODE_BAG_QOS)
         self.status_pub = self.create_publisher(String, 'rig/link_status', qos.LATCHED_QOS)
+        self.hold_pub = self.create_publisher(String, 'rig/practice_hold', qos.PRACTICE_HOLD_QOS)
         self.create_subscription(UInt8MultiArray, CHECKPOINT_BUNDLE_TOPIC, self._on_checkpoint,
                                  qos.CHECKPOINT_BUNDLE_QOS)
         self.create_subscription(String, EPISODE_ACKS_TOPIC, self._on_ack, qos.EPISODE_ACK_QOS)
+        self.create_subscription(String, LEARNER_STATUS_TOPIC, lambda _: self.watch.heard(time.monotonic()),
+                                 qos.LATCHED_QOS)
         self.create_timer(self.cfg.scan_period_s, self._ship)
+        self.create_timer(WATCH_PERIOD_S, self._watch_learner)
         self.create_timer(STATUS_PERIOD_S, self.publish_status)
         if self.inbox.latest is not None:
             self.get_logger().info(f'driving with {self.inbox.latest.name} from an earlier run until the '
@@ -110,6 +131,20 @@ class LearnerLinkNode(Node):
 
     def on_parameters_changed(self, old: LinkConfig, new: LinkConfig) -> None:
         self.outbox.resend_period_s, self.outbox.max_in_flight = new.resend_period_s, new.max_in_flight
+        self.watch.hold_after_s = new.hold_without_learner_s
+        self._watch_learner()
+
+    # -- the learner's heartbeat ----------------------------------------------------------------------
+    def _watch_learner(self) -> None:
+        reason = self.watch.hold_reason(time.monotonic())
+        if reason == self.hold:
+            return
+        if reason:
+            self.get_logger().warning(f'holding practice: {reason}; episodes wait on disk')
+        elif self.hold is not None:
+            self.get_logger().info('the learner host is heard: practice goes on')
+        self.hold = reason
+        self.hold_pub.publish(String(data=reason))
 
     # -- checkpoints in -------------------------------------------------------------------------------
     def _on_checkpoint(self, msg: UInt8MultiArray) -> None:
@@ -166,7 +201,8 @@ class LearnerLinkNode(Node):
         return {**self.counts, 'latest': str(self.inbox.latest or ''), 'shipped': len(self.outbox.shipped),
                 'pending': self.outbox.pending_at_last_scan, 'in_flight': len(self.outbox.in_flight),
                 'sends': self.outbox.sends, 'refused_bags': len(self.outbox.refused),
-                'uptime_s': round(time.monotonic() - self.started, 1), 'error': self.last_error}
+                'uptime_s': round(time.monotonic() - self.started, 1), 'hold': self.hold or '',
+                'error': self.last_error}
 
     def publish_status(self) -> None:
         self.status_pub.publish(String(data=json.dumps(self.status())))

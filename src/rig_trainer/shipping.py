@@ -16,6 +16,7 @@ interfaces.md, "Across hosts", says why this and not recorders on the learner ho
   never becomes a second copy.
 - `CheckpointInbox` (actor host): keeps the newest received checkpoints (the inference part) on the
   actor's disk, verified, for encoder and policy to load by path.
+- `LearnerWatch` (actor host): whether the learner host is heard, and so whether practice is held.
 """
 from __future__ import annotations
 
@@ -216,6 +217,29 @@ class CheckpointInbox:
     def _prune(self) -> None:
         for old in [p for p in self._kept() if p != self.latest][:-(self.keep - 1) or None]:
             shutil.rmtree(old, ignore_errors=True)
+
+
+class LearnerWatch:
+    """Practice is held while the learner host is not heard: before its first word, and once nothing
+    has come from it for `hold_after_s` (its receiver's status comes at 1 Hz). `hold_after_s` <= 0
+    never holds: the actor practises on with its newest checkpoint through an outage."""
+
+    def __init__(self, hold_after_s: float):
+        self.hold_after_s = hold_after_s
+        self.last_heard: float | None = None
+
+    def heard(self, now: float) -> None:
+        self.last_heard = now
+
+    def hold_reason(self, now: float) -> str:
+        """'' when practice may go on, else why it is held (the same text while the cause lasts)."""
+        if self.hold_after_s <= 0:
+            return ''
+        if self.last_heard is None:
+            return 'waiting for the learner host (nothing heard from it yet)'
+        if now - self.last_heard > self.hold_after_s:
+            return f'the learner host has not been heard for over {self.hold_after_s:g} s (link down?)'
+        return ''
 
 
 def checkpoint_bundle(path) -> bytes:

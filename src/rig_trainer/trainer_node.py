@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -44,6 +45,7 @@ class TrainerNodeConfig(TrainerConfig):
     scan_period_s: float = 1.0
     train_slice_s: float = 0.5
     send_checkpoints: bool = True
+    nice: int = 0
 
     def __post_init__(self):
         try:
@@ -56,6 +58,8 @@ class TrainerNodeConfig(TrainerConfig):
         low = {f: v for f, v in at_least_one.items() if v < 1}
         if low:
             raise ConfigError(f'{", ".join(low)} must be >= 1, got {", ".join(str(v) for v in low.values())}')
+        if not 0 <= self.nice <= 19:
+            raise ConfigError(f'nice must be 0..19 (0 = the priority of the rest of the graph), got {self.nice}')
         if self.scan_period_s <= 0 or self.train_slice_s <= 0:
             raise ConfigError(f'scan_period_s and train_slice_s must be > 0, got scan_period_s='
                               f'{self.scan_period_s} train_slice_s={self.train_slice_s}')
@@ -82,6 +86,8 @@ DESCRIPTIONS = {
     'train_slice_s': 'longest uninterrupted training slice between scans',
     'send_checkpoints': 'also publish each checkpoint\'s inference part on /rig/checkpoint_bundle, for actors '
                         'on other hosts (their learner links)',
+    'nice': 'lower the training thread\'s CPU priority by this much (Linux nice, 0..19): on a computer '
+            'shared with a control loop, e.g. 10 puts the loop first and training takes what is left',
 }
 #: Settable at run time (`ros2 param set`): read by the training thread when used (the core's fields
 #: are copied into `OnlineTrainer.cfg`: see `TrainerNode.on_parameters_changed`). The rest is read-only:
@@ -142,6 +148,10 @@ class TrainerNode(Node):
 
     def _run(self) -> None:
         torch.set_num_threads(max(1, self.cfg.num_threads))
+        # Linux keeps a nice value per thread: this lowers the training thread (and threads started
+        # from it inherit it), not the node's executor, which answers and publishes at full priority.
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(),
+                       min(19, os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) + self.cfg.nice))
         last_scan = 0.0
         try:
             while not self._stop.is_set():
