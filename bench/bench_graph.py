@@ -9,7 +9,9 @@
 2. throughput: the sim graph practising (`rig up sim --practice`): env steps/s through ROS and the
    trainer's gradient steps/s.
 3. learning: `make demo`'s pipeline (`rig up`, trainer in its own process) with --practice-steps and
-   --goals image goals: median final hand distance and wall time next to the direct learner's
+   --goals image goals: median final hand distance and wall time next to the direct learner's: its
+   wall from a run right after this one on the same host (`--direct back-to-back`, the default; this
+   VM's speed varies by up to 1.8x between days) or stored, its distance the stored 3-seed median
    (bench/results/learn/reach/rig.json). Target: wall within 1.2x, distance no worse.
 4. actors: two actors (env0, env1: one process each) with half the steps each, against 3.
    Target: >= 1.6x the env steps/s of one actor, the same distance.
@@ -138,9 +140,11 @@ def throughput(seconds: float = 60.0) -> dict:
             'direct_learner': {k: v for k, v in direct.items() if k.endswith('per_s')}}
 
 
-def learning(practice_steps: int, goals: int, round_steps: int = 0, namespaces: tuple[str, ...] = ()) -> dict:
-    """`make demo`'s pipeline (trainer in its own process) next to the direct learner's figure;
-    with namespaces, several actors practise practice_steps each."""
+def learning(practice_steps: int, goals: int, round_steps: int = 0, namespaces: tuple[str, ...] = (),
+             back_to_back: bool = False) -> dict:
+    """`make demo`'s pipeline (trainer in its own process) next to the direct learner's figure (with
+    back_to_back, the direct learner run right after, on the same host); with namespaces, several
+    actors practise practice_steps each."""
     from rig import demo  # noqa: PLC0415 - deferred: rclpy, mujoco, torch
     name = 'graph_reach' + ('_rounds' if round_steps else '') + (f'_{len(namespaces)}actors' if namespaces else '')
     out = RUNS / name
@@ -152,7 +156,9 @@ def learning(practice_steps: int, goals: int, round_steps: int = 0, namespaces: 
                f'{practice_steps * len(namespaces) if namespaces else practice_steps} --goals {goals}'
                + (f' --round-steps {round_steps}' if round_steps else ''))
     result = record(out, command, practice_steps=practice_steps, goals=goals, round_steps=round_steps)
-    return result if namespaces else versus_direct(result)
+    if namespaces:
+        return result
+    return versus_direct(result, direct_back_to_back(practice_steps) if back_to_back else None)
 
 
 def record(out: Path, command: str, **extra) -> dict:
@@ -173,14 +179,31 @@ def record(out: Path, command: str, **extra) -> dict:
             'date': time.strftime('%Y-%m-%d %H:%M:%S')}
 
 
-def versus_direct(result: dict) -> dict:
-    """Next to the direct learner's figure (bench/results/learn/reach/rig.json), with the target."""
+def direct_back_to_back(steps: int) -> dict:
+    """The direct learner (`rig train`'s loop, bench_learn, seed 0, the default reach config) run now,
+    next to the graph run: this VM's speed varies from day to day by up to 1.8x, so a wall ratio is
+    only meaningful between runs on one host in one session. Its result goes to runs/, not learn/."""
+    from bench import bench_learn  # noqa: PLC0415 - deferred: torch, mujoco
+    results = RUNS / 'graph_direct'
+    bench_learn.main(['--task', 'reach', '--seeds', '0', '--steps', str(steps), '--results-dir', str(results)])
+    run = read_result(results / 'learn' / 'reach' / 'rig.json', 'learn')['runs'][0]
+    return {'wall_s': run['wall_s'], 'median_final_distance_m': run['hand_distance_median'], 'steps': steps,
+            'seed': run['seed'], 'date': time.strftime('%Y-%m-%d %H:%M:%S')}
+
+
+def versus_direct(result: dict, now: dict | None = None) -> dict:
+    """Next to the direct learner: its wall from `now` (direct_back_to_back, same host and session)
+    where given, else from its stored figure (bench/results/learn/reach/rig.json), whose 3-seed median
+    distance is the distance target either way."""
     if DIRECT.exists():
         direct = read_result(DIRECT, 'learn')
         result['direct_median_final_distance_m'] = direct.get('median_final_hand_distance_m')
         result['direct_wall_s'] = direct.get('median_wall_s')
         result['direct_steps'] = direct.get('steps')
-        result['wall_vs_direct'] = result['graph_wall_s'] / direct['median_wall_s']
+        if now:
+            result['direct_back_to_back'] = now
+            result['direct_wall_s'] = now['wall_s']
+        result['wall_vs_direct'] = result['graph_wall_s'] / result['direct_wall_s']
         result['target'] = 'wall within 1.2x of the direct learner, final distance no worse'
         result['meets_target'] = bool(result['wall_vs_direct'] <= 1.2 and result['graph_median_final_distance_m']
                                       <= result['direct_median_final_distance_m'])
@@ -287,6 +310,9 @@ def main(argv=None) -> int:
     parser.add_argument('--round-steps', type=int, default=0,
                         help='pause practice every N steps for the trainer (recorded as learning_rounds)')
     parser.add_argument('--throughput-seconds', type=float, default=60.0)
+    parser.add_argument('--direct', choices=['back-to-back', 'stored'], default='back-to-back',
+                        help="learning: the direct learner's wall to compare with, run right after the graph "
+                             '(one seed, about as long again) or its stored 3-seed figure')
     parser.add_argument('--only', choices=['latency', 'throughput', 'learning', 'actors', 'launch'],
                         help='run one section; the others keep their last results in figures.json')
     args = parser.parse_args(argv)
@@ -310,7 +336,8 @@ def main(argv=None) -> int:
               flush=True)
     if args.only in (None, 'learning') and not args.skip_learn:
         key = 'learning_rounds' if args.round_steps else 'learning'
-        out[key] = learning(args.practice_steps, args.goals, args.round_steps)
+        out[key] = learning(args.practice_steps, args.goals, args.round_steps,
+                            back_to_back=args.direct == 'back-to-back')
         ln = out[key]
         print(f"reach through graph + bags after {ln['practice_steps']} steps: median final distance "
               f"{ln['graph_median_final_distance_m']:.3f} m, wall {ln['graph_wall_s']:.0f} s; direct learner "
@@ -371,8 +398,8 @@ def markdown(out: dict) -> str:
                   '| run | actors x practice steps | env steps/s | wall (s) | median final distance (m) | '
                   'direct learner: wall (s), distance (m) | host | command |', '|---|---|---|---|---|---|---|---|']
         for key, r in rows:
-            direct = (f"{r['direct_wall_s']:.0f}, {r['direct_median_final_distance_m']:.3f}"
-                      if r.get('direct_wall_s') else '')
+            direct = (f"{r['direct_wall_s']:.0f}" + (' (run right after)' if r.get('direct_back_to_back') else '')
+                      + f", {r['direct_median_final_distance_m']:.3f}" if r.get('direct_wall_s') else '')
             lines.append(f"| {key} | {len(r.get('actors', ['/']))} x {r['practice_steps']} | "
                          f"{r.get('env_steps_per_s', float('nan')):.0f} | {r['graph_wall_s']:.0f} | "
                          f"{r['graph_median_final_distance_m']:.3f} | {direct} | {r.get('host', '')} | "
