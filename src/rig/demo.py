@@ -38,8 +38,6 @@ from rig_base import qos
 from rig_base.image_msgs import image_to_numpy
 from rig_base.msgs import operator_episode_end
 
-#: Time for the last bags to close and reach the trainer's counts (its 1 s scan, and some).
-BAGS_SETTLE_S = 3.0
 
 def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -127,34 +125,18 @@ def run(g, opts, actors: list[str], out: Path, t_start: float) -> str:
     # the actors practise until the trainer has the first vae.pretrain_images frames, then wait while it
     # fits its VAE on them (the learner's schedule: rig_learn.schedule; practice meanwhile would only
     # slow the fit: those transitions earn no updates); --practice-steps counts the steps after that.
-    # Each command is a frame recorded (and each episode adds its first), so the actors stop once they
-    # have sent as many commands as the trainer needs frames, not when the trainer has read that many
-    # from the closed bags (seconds later: frames it never uses). Should the trainer still lack frames
-    # once their bags are read (dropped frames), practice goes on.
     t0 = time.perf_counter()
-    first = [c.commands for c in clients]
-    target = {'commands': 0, 'stopped_at': time.monotonic()}   # commands: 0 until the trainer says what it needs
     for c in clients:
         c.set_practice(True)
     with tqdm(desc='practice until the VAE is pretrained', unit='frame') as bar:
         def pretrained():
-            s = g.trainer_status
-            c, need = counters(), s.get('pretrain_images', 0)
-            frames = c.get('frames', 0)
+            c, need = counters(), g.trainer_status.get('pretrain_images', 0)
             bar.total = need or None
-            bar.update(min(frames, need) - bar.n)
+            bar.update(min(c.get('frames', 0), need) - bar.n)
             bar.set_postfix(vae_fits=c['vae_fits'], refresh=False)
-            sent_frames = sum(cl.commands - f for cl, f in zip(clients, first))
-            target['commands'] = target['commands'] or need
-            if any(cl.practising for cl in clients):
-                target['stopped_at'] = time.monotonic()
-            elif (time.monotonic() - target['stopped_at'] > BAGS_SETTLE_S and need and frames < need
-                  and c['vae_fits'] == 0 and not s.get('vae_job') and s.get('pending_bags', 1) == 0):
-                target['commands'] = sent_frames + need - frames   # every bag read, frames short: more
-            for client in clients:
-                done = bool(target['commands']) and (sent_frames >= target['commands'] or frames >= need)
-                if client.practising == done:
-                    client.set_practice(not done, wait=False)
+            if need and c.get('frames', 0) >= need:
+                for client in clients:
+                    client.set_practice(False, wait=False)
             return c['vae_fits'] > 0 and all(same_checkpoint(cl.checkpoint, g.trainer_status.get('latest'))
                                              for cl in clients)
         if not g.spin_until(pretrained, timeout=opts.train_timeout):

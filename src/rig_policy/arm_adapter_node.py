@@ -253,6 +253,9 @@ class ArmAdapterNode(Node):
         if self._homing is not None:
             return self._homing_velocities(now)
         cmd_fresh = now - self.v_time <= self.cfg.cmd_timeout_s
+        # Plain age, without home_pose.states_fresh's grace for a tick after this process was held up:
+        # here such a tick stops the arm for one period, the safe side at no cost; in a home move it
+        # would abort the move and fail the episode's reset.
         state_fresh = now - self.q_time <= self.cfg.joint_state_timeout_s
         if cmd_fresh and not state_fresh and np.any(self.v):
             self.get_logger().warning('joint_states stale: stopping', throttle_duration_sec=LOG_THROTTLE_S)

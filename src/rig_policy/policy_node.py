@@ -201,8 +201,10 @@ class PolicyNode(Node):
         elif was_held:
             self.get_logger().info('practice hold released: practising again')
             waiting, self._unanswered = self._unanswered, None
-            if self.practice and waiting is not None and self._age_s(waiting) <= self.cfg.max_latency_s:
-                self._on_latent(waiting)   # else the next frame (in lockstep the bridge's stall republish)
+            if self.practice and waiting is not None:
+                # a frame that has grown old meanwhile is left quietly for the next one (in lockstep
+                # the bridge's stall republish)
+                self._on_latent(waiting, quiet_if_old=True)
 
     def _on_practice(self, request, response):
         self.set_practice(bool(request.data))
@@ -284,7 +286,7 @@ class PolicyNode(Node):
             self._on_latent(pending)  # the frame after the reset came first: act on it now
 
     # -- acting -------------------------------------------------------------------------------------
-    def _on_latent(self, msg: Image) -> None:
+    def _on_latent(self, msg: Image, quiet_if_old: bool = False) -> None:
         if self.model is None or self.stopped:
             return
         if self.resetting:
@@ -301,7 +303,9 @@ class PolicyNode(Node):
             return
         age = self._age_s(msg)
         if age > self.cfg.max_latency_s:
-            self.get_logger().warning(f'latent {age * 1e3:.0f} ms old: not acting on it', throttle_duration_sec=2.0)
+            if not quiet_if_old:
+                self.get_logger().warning(f'latent {age * 1e3:.0f} ms old: not acting on it',
+                                          throttle_duration_sec=2.0)
             return
         if self.practice:
             if self.hold_reason:
@@ -325,7 +329,7 @@ class PolicyNode(Node):
             if self.step_in_episode >= self.cfg.operator_steps:
                 self._end_episode()
                 self.operator_done = True
-                self._send(np.zeros(self.model.spec['action_dim']), msg.header.stamp)  # stop now
+                self._send_zero(msg.header.stamp)  # stop now
                 return
         self._send(self.compute_action(mean), msg.header.stamp)
         self.step_in_episode += 1
@@ -360,11 +364,9 @@ class PolicyNode(Node):
         self._end_episode(reason='shutdown')
         self._send_zero()
 
-    def _send_zero(self) -> None:
-        msg = TwistStamped()
-        msg.header.stamp = self.get_clock().now().to_msg()
-        msg.header.frame_id = self.cfg.frame_id
-        self.cmd_pub.publish(msg)
+    def _send_zero(self, stamp=None) -> None:
+        """A zero command, stamped with the frame it answers, or now where none is (hold, shutdown)."""
+        self._send(np.zeros(3), stamp if stamp is not None else self.get_clock().now().to_msg())
 
 
 def main(args=None) -> int:
