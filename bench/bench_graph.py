@@ -16,7 +16,7 @@
 4. actors: two actors (env0, env1: one process each) with half the steps each, against 3.
    Target: >= 1.6x the env steps/s of one actor, the same distance.
 5. launch: 3 with the graph started by the real `ros2 launch` from a colcon build (where the
-   tooling is installed), ended with Ctrl-C.
+   tooling is installed), ended with Ctrl-C; its direct learner's wall as in 3.
 
 Writes bench/results/graph/figures.json and figures.md (with the host and command of every figure),
 and each learning run's goals.png as graph/<run>_goals.png; run directories under bench/results/runs/.
@@ -274,8 +274,9 @@ class Launched(Watcher):
             super().close()
 
 
-def launch_learning(practice_steps: int, goals: int) -> dict:
-    """The learning figure with the graph started by the real `ros2 launch` (one process per node)."""
+def launch_learning(practice_steps: int, goals: int, back_to_back: bool = False) -> dict:
+    """The learning figure with the graph started by the real `ros2 launch` (one process per node);
+    with back_to_back, the direct learner run right after, on the same host."""
     # deferred: rclpy, mujoco, torch
     from launch_util import tooling_missing  # noqa: PLC0415
 
@@ -295,7 +296,8 @@ def launch_learning(practice_steps: int, goals: int) -> dict:
         finally:
             stop_s = g.close()
     command = f'python -m bench.bench_graph --only launch --practice-steps {practice_steps} --goals {goals}'
-    return versus_direct(record(out, command, practice_steps=practice_steps, goals=goals, ctrl_c_s=stop_s))
+    result = record(out, command, practice_steps=practice_steps, goals=goals, ctrl_c_s=stop_s)
+    return versus_direct(result, direct_back_to_back(practice_steps) if back_to_back else None)
 
 
 def host() -> str:
@@ -311,7 +313,7 @@ def main(argv=None) -> int:
                         help='pause practice every N steps for the trainer (recorded as learning_rounds)')
     parser.add_argument('--throughput-seconds', type=float, default=60.0)
     parser.add_argument('--direct', choices=['back-to-back', 'stored'], default='back-to-back',
-                        help="learning: the direct learner's wall to compare with, run right after the graph "
+                        help="learning, launch: the direct learner's wall to compare with, run right after the graph "
                              '(one seed, about as long again) or its stored 3-seed figure')
     parser.add_argument('--only', choices=['latency', 'throughput', 'learning', 'actors', 'launch'],
                         help='run one section; the others keep their last results in figures.json')
@@ -349,7 +351,7 @@ def main(argv=None) -> int:
               f"({a.get('env_steps_vs_one_actor', float('nan')):.2f}x one actor's), median final distance "
               f"{a['graph_median_final_distance_m']:.3f} m", flush=True)
     if args.only in (None, 'launch') and not args.skip_learn:
-        out['launch'] = launch_learning(args.practice_steps, args.goals)
+        out['launch'] = launch_learning(args.practice_steps, args.goals, back_to_back=args.direct == 'back-to-back')
         ln = out['launch']
         if 'skipped' in ln:
             print(f"through ros2 launch: skipped ({ln['skipped']})")

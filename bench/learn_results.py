@@ -17,13 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from bench.layout import RESULTS
+from rig_learn.benchmarks import GOAL_BANK_KEYS, HEADLINE  # noqa: F401 - re-exported: bench_learn, learn_table
 
 # Per task: the headline metric (median over seeds of the median final distance over the eval goals)
 # and its target after `steps` env steps within `wall_s` seconds on this 2-core CPU.
-TARGETS = {'reach': {'metric': 'hand_distance', 'max_m': 0.03, 'steps': 10000, 'wall_s': 900},
+# `each_seed`: a further target that every seed must meet at fewer steps (issue 21: reach at 5k).
+TARGETS = {'reach': {'metric': 'hand_distance', 'max_m': 0.03, 'steps': 10000, 'wall_s': 900,
+                     'each_seed': {'max_m': 0.03, 'steps': 5000}},
            'push': {'metric': 'puck_distance', 'max_m': 0.06, 'steps': 200000, 'wall_s': 7200}}
-GOAL_BANK_KEYS = ('goal_bank_skew',)   # the VAEConfig fields that set how the goal bank is drawn
-HEADLINE = {'reach': 'hand_distance', 'push': 'puck_distance', 'door': 'door_angle_error'}
 
 # The host's speed reference: one linear layer of HER from pixels' size (batch 128, 864 inputs, 400
 # units) on one thread, timed by bench_learn.machine_info; its shape is named once for the timing and
@@ -120,9 +121,12 @@ def write_result(result: dict, curves: dict, path: Path) -> None:
                      f"{fmt(r['puck_distance_median'])} | {r['success']:.2f} | {r['wall_s']:.0f} | "
                      f"{r['env_steps_per_s']:.1f} | {r['grad_steps_per_s']:.1f} |")
     if median is not None:
+        done = min(r['env_steps'] for r in runs)
+        verdict = ('met' if result.get('meets_target') else 'NOT met') if done >= (tgt or {}).get('steps', 0) \
+            else f'not judged at {done} steps'
         lines += ['', f"Median over seeds, final {headline.replace('_', ' ')}: {median:.4f}"
-                  + (f" (target <= {tgt['max_m']} m in {tgt['steps']} steps, {tgt['wall_s']} s: "
-                     f"{'met' if result.get('meets_target') else 'NOT met'})" if tgt else '')]
+                  + (f" (target <= {tgt['max_m']} m in {tgt['steps']} steps, {tgt['wall_s']} s: {verdict})"
+                     if tgt else '')]
     directions = [r for r in runs if r.get('per_goal_direction')]
     if directions:
         ok_m = directions[0]['per_goal_direction']['success_distance_m']

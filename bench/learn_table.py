@@ -15,16 +15,16 @@ within some goals' success radius).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 from bench.layout import LEARN, read_result
-from bench.learn_results import GOAL_BANK_KEYS, GROUPS, HEADLINE, REFERENCE_LAYER_TEXT
+from bench.learn_results import GROUPS, HEADLINE, REFERENCE_LAYER_TEXT, TARGETS
 from bench.per_goal import direction_summary
 from rig_base.resources import learner_config
+from rig_learn.benchmarks import HARNESS_KEYS, goal_bank_neutral, recorded_method_matches
 
 METHODS = [  # (config-stem suffix, mode) -> name, in table order
     ('', 'rig', 'RIG'),
@@ -43,15 +43,6 @@ def goal_prior_of(result: dict) -> str | None:
     return result['goal_prior'] if result['mode'] == 'rig' else None
 
 
-def goal_bank_neutral() -> dict:
-    """{VAEConfig field: the value at which it changes nothing}: the goal-bank options' defaults, and
-    the retired options' off values (a result records a retired option only where its run used it)."""
-    from rig_learn.config import VAEConfig  # noqa: PLC0415 - deferred: rig_learn imports torch
-    defaults = VAEConfig()
-    return {**{k: getattr(defaults, k) for k in GOAL_BANK_KEYS},
-            **{k: off for k, (off, _) in VAEConfig.RETIRED.items()}}
-
-
 def relabel_override(result: dict) -> str:
     """', relabel own/prior/future 10/50/40 %' when the run's command changed the config's fractions."""
     if not any(k.startswith('relabel.') for k in result['overrides']):
@@ -61,9 +52,6 @@ def relabel_override(result: dict) -> str:
     return f", relabel own/{prior}/future {' / '.join(f'{100 * fr[k]:.0f}' for k in ('own', 'prior', 'future'))} %"
 
 
-HARNESS_KEYS = {'arm', 'device', 'num_threads', 'eval.n_goals', 'seed'}   # overrides that change no method
-
-
 def default_config(task: str):
     """The task's current default learner config (config/learn_<task>.yaml), or None."""
     from rig_learn.runs import load_config  # noqa: PLC0415 - deferred: rig_learn imports torch
@@ -71,31 +59,16 @@ def default_config(task: str):
     return load_config(task, path) if path is not None else None
 
 
-def _config_value(cfg, dotted: str):
-    """cfg's value at 'a.b.c', tuples as lists (as a JSON result file has them); None if absent."""
-    node = cfg
-    for part in dotted.split('.'):
-        node = getattr(node, part, None)
-    return json.loads(json.dumps(node)) if isinstance(node, (tuple, list)) else node
-
-
 def is_default(result: dict, cfg) -> bool:
     """Was this RIG run made with what config/learn_<task>.yaml says now? (Its target verdict is the
     one that counts: a variant's verdict is about the variant.) Results from before a default
-    changed are judged by what they recorded: goal prior, goal bank, relabelling fractions, overrides."""
+    changed are judged by what they recorded: goal prior, goal bank, relabelling fractions, overrides
+    (rig_learn.benchmarks.recorded_method_matches)."""
     if cfg is None or result['mode'] != 'rig':
         return False
     if Path(result['config']).stem != f"learn_{result['task']}":
         return False
-    if goal_prior_of(result) != cfg.vae.goal_prior:
-        return False
-    fr = result['relabel']
-    if any(abs(fr[k] - getattr(cfg.relabel, k)) > 1e-9 for k in ('own', 'prior', 'future')):
-        return False
-    neutral = goal_bank_neutral()   # (a retired option is never in cfg: its off value is what cfg does)
-    if any(used != getattr(cfg.vae, k, neutral[k]) for k, used in result['goal_bank'].items()):
-        return False
-    return all(_config_value(cfg, k) == v for k, v in result['overrides'].items() if k not in HARNESS_KEYS)
+    return recorded_method_matches(result, cfg)
 
 
 def method_of(result: dict) -> tuple[int, str]:
@@ -234,7 +207,7 @@ def render(rows: list[dict]) -> str:
             lines.append(f"| {method} | {steps} | {len(r['seeds']) or '-'} | "
                          f"{f(r['median']) if r['median'] is not None else '-'} | {per} | {succ} | {wall} | "
                          f"{speed} | `{r['command']}` |")
-        tgt = next((r['target'] for r in trs if r['target']), None)
+        tgt = TARGETS.get(task) or next((r['target'] for r in trs if r['target']), None)
         if tgt:
             judged = next((r for r in trs if r.get('default') and r['steps'] >= tgt['steps']), None)
             if judged is None:   # no result with the current defaults yet: say so rather than guess
@@ -246,6 +219,14 @@ def render(rows: list[dict]) -> str:
             lines += ['', f"Target for RIG with the default config: final {metric} "
                           f"<= {tgt['max_m']} m after {tgt['steps']} steps within "
                           f"{tgt['wall_s'] / 60:.0f} min: {verdict}."]
+            each = tgt.get('each_seed')
+            if each:
+                early = next((r for r in trs if r.get('default') and r['steps'] == each['steps']), None)
+                verdict = ('no result with the current defaults yet' if early is None else
+                           f"{'met' if all(v <= each['max_m'] for v in early['per_seed']) else 'not met'} "
+                           f"({' / '.join(f'{v:.3f}' for v in early['per_seed'])} m)")
+                lines += ['', f"And on each seed: final {metric} <= {each['max_m']} m after {each['steps']} "
+                              f"steps: {verdict}."]
         lines += where_it_fails(trs)
         lines.append('')
     return '\n'.join(lines)

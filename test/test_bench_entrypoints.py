@@ -324,7 +324,7 @@ def test_seeds_run_in_parallel_processes_merge_into_one_result(tmp_path):
     (tmp_path / 'old.json').write_text(json.dumps({k: v for k, v in a.items() if k != 'schema'}))
     assert merge_seeds.main([str(tmp_path / 'old.json'), str(tmp_path / 'b.json'), '--out', str(out)]) == 2
     skewed = copy.deepcopy(b)
-    skewed['goal_bank']['goal_bank_skew'] = -0.5
+    skewed['goal_bank']['goal_bank_skew'] = a['goal_bank']['goal_bank_skew'] + 0.25   # another skew
     with pytest.raises(ValueError, match='goal_bank'):
         merge_seeds.merge([a, skewed])
     assert json.loads(out.read_text())['seeds'] == [0, 1]   # a refused merge leaves the output alone
@@ -524,6 +524,8 @@ def test_bench_cell_latency_follows_a_command_through_the_filter_to_the_controll
     text = markdown(r)
     assert '**0.020 m**' in text and 'met' in text and 'p99 110 ms' in text
     assert 'missed' in markdown({**r, 'median_final_distance_m': 0.05})
+    assert 'missed' in markdown({**r, 'wall_s': 1900})   # evaluations along the curve count as wall clock
+    assert '30 min of wall clock' in markdown({**r, 'budget_minutes': 30, 'practice_minutes': 27.5})
 
 
 def test_bench_hosts_measures_propagation_from_the_log_stamps_and_bandwidth_from_the_bags(tmp_path):
@@ -567,6 +569,6 @@ def test_bench_cell_variant_needs_a_tag_and_names_a_file_that_exists(capsys):
     """A --params-file changes what is measured: without --tag it would overwrite the default's result."""
     from bench.bench_cell import main
     with pytest.raises(SystemExit):
-        main(['--params-file', 'bench/variants/cell_pretrain1500.yaml'])
+        main(['--params-file', 'bench/variants/cell_pretrain5000.yaml'])
     assert 'name the variant with --tag' in capsys.readouterr().err
     assert (REPO / 'bench' / 'variants' / 'cell_pretrain1500.yaml').is_file()

@@ -108,6 +108,7 @@ def test_cli_train_and_eval(tmp_path):
     rows = [json.loads(x) for x in (run / 'metrics.jsonl').read_text().splitlines()]
     assert [r_['env_steps'] for r_ in rows] == [60, 120] and rows[-1]['final']
     assert 'eval/hand_distance_median' in rows[-1] and rows[-1]['grad_steps_per_s'] > 0
+    assert "benchmark table: no results for task 'toy_reach'" in r.stdout   # rig_learn.benchmarks
     r = subprocess.run([sys.executable, '-m', 'rig.cli', 'eval', str(run), '--goals', '3', '--threads', '1'],
                        capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -75,14 +75,15 @@ def reach_env():
     env.close()
 
 
-def write_tiny_learn_yaml(path, refit_steps: int = 5, refit_every: int = 30, pretrain_steps: int = 5, **rl):
+def write_tiny_learn_yaml(path, refit_steps: int = 5, refit_every: int = 30, pretrain_steps: int = 5,
+                          vae: dict | None = None, **rl):
     """A tiny reach learner (4-D latents, 32x32 nets, batch 16) as a learner YAML file, with a fast
     schedule: VAE pretraining on 30 frames, a refit every `refit_every` transitions, 0.5 updates per
-    transition from the first one."""
+    transition from the first one; `vae` adds VAE settings (the goal prior)."""
     path.write_text(yaml.safe_dump({
         'task': 'reach', 'image_size': 48,
         'vae': {'latent_dim': 4, 'batch_size': 16, 'refit_steps': refit_steps, 'pretrain_images': 30,
-                'pretrain_steps': pretrain_steps, 'refit_schedule': [[0, refit_every]]},
+                'pretrain_steps': pretrain_steps, 'refit_schedule': [[0, refit_every]], **(vae or {})},
         'rl': {'hidden': [32, 32], 'batch_size': 16, 'learning_starts': 0, 'updates_per_step': 0.5, **rl},
     }))
     return path

@@ -26,10 +26,17 @@ def trainer_config(tmp_path, learn_yaml, **kw) -> dict:
     return values
 
 
-def test_a_refit_runs_in_budgeted_slices_and_ends_as_one_refit_would(tmp_path, learn_yaml, reach_env,
-                                                                    monkeypatch):
+@pytest.mark.parametrize('goal_prior', [{}, {'goal_prior': 'data', 'goal_bank_skew': -0.5}],
+                         ids=['standard', 'skewed_bank'])
+def test_a_refit_runs_in_budgeted_slices_and_ends_as_one_refit_would(tmp_path, reach_env, monkeypatch, goal_prior):
+    """Adam steps, the buffer's re-encoding and (Skew-Fit's goal bank) the density estimates all run
+    in slices of the budget, and end where one refit would: the same VAE, goal bank (a VAE buffer)
+    and features."""
+    from rig_learn import goals
     torch.set_num_threads(1)
+    learn_yaml = write_tiny_learn_yaml(tmp_path / 'learn.yaml', refit_steps=200, refit_every=10, vae=goal_prior)
     monkeypatch.setattr(online, 'REENCODE_BATCH', 8, raising=False)   # several re-encoding slices for 60 frames
+    monkeypatch.setattr(goals, 'SKEW_BATCH', 8)                        # several density-estimate slices
     rng = np.random.default_rng(0)
     data = tmp_path / 'data'
     for k in range(2):
@@ -56,11 +63,14 @@ def test_a_refit_runs_in_budgeted_slices_and_ends_as_one_refit_would(tmp_path, l
         if job is None:
             break
         assert job['kind'] == 'refit' and calls < 1000
+        assert sliced.fitting_vae   # the node does not idle between these slices (trainer_node._run)
     assert calls > 3, 'the refit should have taken several slices'
     assert longest < budget + 0.25, f'a train() call ran {longest:.2f} s on a {budget} s budget'
-    assert sliced.counters['vae_fits'] == 2 and sliced.learner.counters['vae_refits'] == 1
+    assert sliced.counters['vae_fits'] == 2 and sliced.learner.counters['vae_refits'] == 1 and not sliced.fitting_vae
     for key, value in whole.learner.model.vae.state_dict().items():
         torch.testing.assert_close(sliced.learner.model.vae.state_dict()[key], value, rtol=0, atol=0)
+    if goal_prior:
+        assert len(sliced.learner.model.vae.goal_bank) == sliced.learner.cfg.vae.goal_bank_size
     for buf_w, buf_s in ((whole.learner.buffer, sliced.learner.buffer),):
         np.testing.assert_array_equal(buf_s.obs_feat, buf_w.obs_feat)
         np.testing.assert_array_equal(buf_s.ach_logvar, buf_w.ach_logvar)

@@ -83,4 +83,8 @@ def run(args) -> int:
         print(f"  stopped by --max-minutes after {summary['env_steps']} of {args.steps} env steps")
     for k in keys:
         print(f'  {k}: {summary[k]:.4g}')
+    # Typical or not: the same config's figures in the benchmark table (source checkouts have it).
+    from .benchmarks import comparison  # noqa: PLC0415 - deferred with the rest
+    for line in comparison(summary, cfg, summary.get('env_steps', args.steps)):
+        print(line)
     return 0

@@ -57,6 +57,7 @@ class VAEConfig:
     # (the pretraining set and the replay buffer, re-encoded after every refit), a sample of the
     # VAE's aggregate posterior, which N(0, I) only approximates: imagined goals that some image
     # has, without a Gaussian's off-manifold combinations (Skew-Fit's buffer sampling with alpha = 0).
+    # The shipped reach and push YAMLs use 'data' with goal_bank_skew -0.5 (bench/results/learn/table.md).
     goal_prior: str = 'standard'
     goal_bank_size: int = 4096      # goal_prior 'data': latents kept (a uniform subsample)
     # goal_prior 'data': Skew-Fit's skew (Pong et al. 2020, its alpha, in [-1, 0]). 0 keeps the bank a

@@ -98,10 +98,17 @@ class Learner:
         for _ in range(steps):
             m = self.vae_trainer.train_step(images[self.rng.integers(0, len(images), v.batch_size)])
         if finish:
-            self.model.goals.refit(self.model.encode, images=images)
-            self.counters['vae_pretrained'] = True
+            for _ in self.finish_pretrain_in_steps():
+                pass
         self._metrics(m)
         return m
+
+    def finish_pretrain_in_steps(self):
+        """The end of pretraining (the goal distribution fitted to the pretraining images), as a
+        generator yielding between batches of its work (GoalSampler.refit_in_steps)."""
+        yield from self.model.goals.refit_in_steps(self.model.encode, images=self.pretrain_images)
+        self.counters['vae_pretrained'] = True
+        self.last_metrics.update(self.model.goals.metrics)
 
     def refit_vae(self, steps: int | None = None, finish: bool = True) -> dict:
         """Online VAE refit on replay images, then the whole buffer re-encoded.
@@ -127,7 +134,14 @@ class Learner:
 
     def finish_refit(self) -> None:
         """The end of a refit, once the buffer is re-encoded: the goal distribution, the count."""
-        self.model.goals.refit(self.model.encode, buffer=self.buffer, pretrain_images=self.pretrain_images)
+        for _ in self.finish_refit_in_steps():
+            pass
+
+    def finish_refit_in_steps(self):
+        """finish_refit as a generator yielding between batches of its work (the bag trainer runs it
+        in slices: GoalSampler.refit_in_steps)."""
+        yield from self.model.goals.refit_in_steps(self.model.encode, buffer=self.buffer,
+                                                   pretrain_images=self.pretrain_images)
         self.last_metrics.update(self.model.goals.metrics)
         self.counters['vae_refits'] += 1
 

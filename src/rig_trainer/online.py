@@ -163,6 +163,7 @@ class OnlineTrainer:
         self.vae_job: dict | None = None
         self._pretrain_images: np.ndarray | None = None
         self._reencoded = 0           # frames of the buffer re-encoded since the fit's steps ended
+        self._finishing = None        # the fit's last part in progress: the goal distribution (a generator)
         self._updates_owed = 0.0
         self._refit_pending = False    # the schedule made a refit due; it starts at the next train()
         # The learner's clock (rig_learn.schedule) counts the transitions ingested after the VAE
@@ -469,6 +470,12 @@ class OnlineTrainer:
         self._since_ckpt += done
         return done
 
+    @property
+    def fitting_vae(self) -> bool:
+        """A VAE fit is in progress that the next train() call advances (it returns 0 updates while
+        it does: that is no reason to idle)."""
+        return self.vae_job is not None and self.learner.buffer.n_transitions > 0
+
     def _out_of_time(self, deadline: float) -> bool:
         return self.stop.is_set() or time.perf_counter() >= deadline
 
@@ -488,16 +495,24 @@ class OnlineTrainer:
                 self.learner.refit_vae(steps=1, finish=False)
             job['done'] += 1
             self._ledger_changed = True
-        if not self._reencode(deadline):
-            return False
+        if self._finishing is None:
+            if not self._reencode(deadline):
+                return False
+            # then the goal distribution, in slices too
+            if pretrain:
+                self.learner.pretrain_images = self._pretrain_images
+            self._finishing = (self.learner.finish_pretrain_in_steps() if pretrain
+                               else self.learner.finish_refit_in_steps())
+        for _ in self._finishing:
+            if self._out_of_time(deadline):
+                return False
+        self._finishing = None
         if pretrain:
-            self.learner.pretrain_vae(self._pretrain_images, steps=0)
             self.schedule_start = self.counters['transitions']
             log.info('VAE pretrained on %d frames (%d steps); the schedule counts transitions from here',
                      len(self._pretrain_images), job['steps'])
             self._pretrain_images = None
         else:
-            self.learner.finish_refit()
             log.info('VAE refitted (%d steps), buffer re-encoded', job['steps'])
         self.counters['vae_fits'] += 1
         self.vae_job, self._reencoded = None, 0

@@ -162,8 +162,8 @@ class TrainerNode(Node):
                 done = self.trainer.train(self.cfg.train_slice_s)
                 if self.trainer.checkpoint_due and not self._stop.is_set():
                     self._checkpoint()
-                if done == 0:
-                    self._stop.wait(0.1)
+                if done == 0 and not self.trainer.fitting_vae:
+                    self._stop.wait(0.1)   # nothing to train on yet
             if self.trainer.unsaved:
                 self._checkpoint(final=True)
         except BaseException as exc:  # noqa: BLE001 - reported, and the node says so loudly
