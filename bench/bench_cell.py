@@ -42,22 +42,33 @@ def _env() -> dict:
     return env
 
 
-def frame_to_controller_ms(raw, cmd, out):
+def frame_to_controller_ms(raw, cmd, out, cmd_moving=None):
     """Frame -> controller command [ms] for each policy command: `raw` (arrival ns, frame stamp ns) of
     rig/cmd_raw, then the next rig/cmd arrival (`cmd`, ns, sorted) after it and the next controller
     message (`out`, ns, sorted) after that. Unstamped commands, and the last ones nothing answered
-    yet, are left out."""
+    yet, are left out; so are, with `cmd_moving` (per rig/cmd: not zero), those the safety filter
+    answered with a zero (at the workspace box's edge, stale, e-stop): the arm adapter sends a zero
+    burst and then nothing, so the next controller message after them is not their answer."""
     import numpy as np  # noqa: PLC0415 - deferred with the rest (see Cell)
     cmd, out = np.asarray(cmd, np.int64), np.asarray(out, np.int64)
+    moving = np.ones(len(cmd), bool) if cmd_moving is None else np.asarray(cmd_moving, bool)
     got = []
     for arrival, stamp in raw:
         i = np.searchsorted(cmd, arrival)
-        if stamp <= 0 or i >= len(cmd):
+        if stamp <= 0 or i >= len(cmd) or not moving[i]:
             continue
         j = np.searchsorted(out, cmd[i])
         if j < len(out):
             got.append((out[j] - stamp) / 1e6)
     return np.array(got)
+
+
+def zeroed_by_filter(raw, cmd, cmd_moving) -> int:
+    """How many policy commands the safety filter answered with a zero (frame_to_controller_ms)."""
+    import numpy as np  # noqa: PLC0415
+    cmd = np.asarray(cmd, np.int64)
+    idx = np.searchsorted(cmd, [arrival for arrival, _ in raw])
+    return int(sum(1 for i in idx if i < len(cmd) and not cmd_moving[i]))
 
 
 class Cell:
@@ -87,8 +98,9 @@ class Cell:
         self.node.create_subscription(TwistStamped, '/rig/cmd_raw',
                                       lambda m: self.raw.append((clock.now().nanoseconds, stamp_ns(m.header.stamp))),
                                       qos.COMMAND_QOS)
-        self.node.create_subscription(TwistStamped, '/rig/cmd', lambda m: self.cmd.append(clock.now().nanoseconds),
-                                      qos.COMMAND_QOS)
+        self.cmd_moving = []   # per rig/cmd: is it not zero (frame_to_controller_ms)
+        self.node.create_subscription(TwistStamped, '/rig/cmd', self._on_cmd, qos.COMMAND_QOS)
+        self._clock = clock
         driver = DRIVERS[arm]
         kind = Float64MultiArray if driver.velocity_type == 'array' else JointState
         self.node.create_subscription(kind, driver.velocity_topic, lambda m: self.out.append(clock.now().nanoseconds),
@@ -104,6 +116,11 @@ class Cell:
         self.home = self.node.create_client(Trigger, '/rig/home')
         self.sample_goal = self.node.create_client(Trigger, '/sim/sample_goal')
         self.state = self.node.create_client(Trigger, '/sim/state')
+
+    def _on_cmd(self, m) -> None:
+        self.cmd.append(self._clock.now().nanoseconds)
+        v = m.twist.linear
+        self.cmd_moving.append(bool(v.x or v.y or v.z))
 
     def spin(self, seconds: float, until=lambda: False) -> bool:
         end = time.monotonic() + seconds
@@ -156,7 +173,10 @@ class Cell:
             self.set_practice(True)
 
     def latencies_ms(self):
-        return frame_to_controller_ms(self.raw, self.cmd, self.out)
+        return frame_to_controller_ms(self.raw, self.cmd, self.out, self.cmd_moving)
+
+    def zeroed(self) -> int:
+        return zeroed_by_filter(self.raw, self.cmd, self.cmd_moving)
 
     def close(self) -> None:
         self.node.destroy_node()
@@ -210,7 +230,7 @@ def run(args) -> dict:
                       'transitions': c.get('transitions', 0), 'updates': c.get('updates', 0),
                       'vae_fits': c.get('vae_fits', 0), 'median_final_distance_m': float(np.median(d)),
                       'goals': len(d)})
-        lat = cell.latencies_ms()
+        lat, zeroed = cell.latencies_ms(), cell.zeroed()
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
@@ -231,6 +251,7 @@ def run(args) -> dict:
                 float(np.median([r['start_distance'] for r in final])),
             'success': float(np.mean(d < SUCCESS_M)), 'latency_p50_ms': float(np.percentile(lat, 50)),
             'latency_p99_ms': float(np.percentile(lat, 99)), 'latency_samples': int(len(lat)),
+            'commands_zeroed_by_filter': zeroed,
             'curve': curve, 'target': {'median_final_distance_m': 0.03, 'wall_s': 1800},
             'goals': [{k: v for k, v in r.items() if not k.endswith('_image')} for r in final],
             '_images': [(r['goal_image'], r['reached_image'], r['final_distance']) for r in final]}
@@ -248,7 +269,9 @@ def markdown(r: dict) -> str:
              f'm), success (< 5 cm) {r["success"]:.0%}; target <= 0.03 m within 30 min: '
              f'{"met" if ok else "missed"}.', '',
              f'Frame -> controller command latency: p50 {r["latency_p50_ms"]:.0f} ms, p99 '
-             f'{r["latency_p99_ms"]:.0f} ms ({r["latency_samples"]} commands).', '',
+             f'{r["latency_p99_ms"]:.0f} ms ({r["latency_samples"]} commands'
+             + (f'; {r["commands_zeroed_by_filter"]} more the safety filter answered with a zero, not counted'
+                if 'commands_zeroed_by_filter' in r else '') + ').', '',
              '| practice min | wall min | transitions | goals | median final distance (m) |', '|---|---|---|---|---|']
     lines += [f'| {p["practice_min"]:.1f} | {p["wall_min"]:.1f} | {p["transitions"]} | {p["goals"]} | '
               f'{p["median_final_distance_m"]:.3f} |' for p in r['curve']]

@@ -510,11 +510,15 @@ def test_the_results_page_refuses_a_result_of_an_unknown_schema(tmp_path, capsys
 def test_bench_cell_latency_follows_a_command_through_the_filter_to_the_controller():
     """A frame stamped at 0 answered by rig/cmd_raw at 30 ms: the filter's next rig/cmd (50 ms), the
     adapter's next controller message after that (55 ms) -> 55 ms; unstamped and unanswered ones are out."""
-    from bench.bench_cell import frame_to_controller_ms, markdown
+    from bench.bench_cell import frame_to_controller_ms, markdown, zeroed_by_filter
     ms = 1_000_000
     got = frame_to_controller_ms([(30 * ms, 1), (40 * ms, 0), (200 * ms, 150 * ms)],
                                  [10 * ms, 50 * ms, 100 * ms], [45 * ms, 55 * ms, 105 * ms])
     assert got.tolist() == [(55 * ms - 1) / 1e6]
+    # a command the filter answered with a zero (box edge, stale): its next controller message is no answer
+    raw, cmd, out = [(30 * ms, 1), (60 * ms, 58 * ms)], [50 * ms, 70 * ms], [55 * ms, 3000 * ms]
+    assert frame_to_controller_ms(raw, cmd, out, [True, False]).tolist() == [(55 * ms - 1) / 1e6]
+    assert zeroed_by_filter(raw, cmd, [True, False]) == 1
     r = {'arm': 'ur5e', 'date': 'd', 'host': 'h', 'command': 'c', 'practice_minutes': 30, 'transitions': 1,
          'updates': 2, 'episodes': 3, 'goals': [{}] * 50, 'median_final_distance_m': 0.02,
          'median_start_distance_m': 0.12, 'success': 0.9, 'target': {'median_final_distance_m': 0.03, 'wall_s': 1800},
@@ -571,4 +575,4 @@ def test_bench_cell_variant_needs_a_tag_and_names_a_file_that_exists(capsys):
     with pytest.raises(SystemExit):
         main(['--params-file', 'bench/variants/cell_pretrain5000.yaml'])
     assert 'name the variant with --tag' in capsys.readouterr().err
-    assert (REPO / 'bench' / 'variants' / 'cell_pretrain1500.yaml').is_file()
+    assert (REPO / 'bench' / 'variants' / 'cell_pretrain5000.yaml').is_file()
