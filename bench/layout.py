@@ -37,7 +37,8 @@ SIM_CELL = RESULTS / 'sim_cell'
 HOSTS = RESULTS / 'hosts'
 UPDATE = RESULTS / 'update'
 
-# The layout version of each kind of result JSON, as written by its benchmark now.
+# The layout version of each kind of result JSON, as written by its benchmark now. ('learn' is also
+# rig_learn.benchmarks.LEARN_SCHEMA, what `rig train` reads; not imported here, as it loads torch.)
 SCHEMAS = {'learn': 1, 'graph': 1, 'sim': 1, 'ros': 1, 'vae': 1, 'sim_cell': 1, 'hosts': 1, 'update': 1}
 
 

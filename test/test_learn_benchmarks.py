@@ -6,8 +6,8 @@ import shutil
 import pytest
 from test_bench_entrypoints import learn_result, write_learn
 
-from bench.layout import REPO
-from rig_learn.benchmarks import comparison, matching
+from bench.layout import REPO, SCHEMAS
+from rig_learn.benchmarks import LEARN_SCHEMA, comparison, matching
 from rig_learn.runs import load_config
 
 
@@ -68,6 +68,16 @@ def test_another_method_or_budget_is_not_compared(checkout):
                            '(it has this config at 10,000 steps)')
     ur5e = load_config('reach', None, arm='ur5e')
     assert comparison({}, ur5e, 10000, checkout)[0].startswith('benchmark table: no result')
+
+
+def test_a_result_of_another_schema_is_not_read(checkout):
+    """`rig train` reads the layout bench_learn writes now (bench.layout.SCHEMAS) and no other."""
+    assert LEARN_SCHEMA == SCHEMAS['learn']
+    write_learn(checkout, 'rig', reach_result())
+    default = load_config('reach', None)
+    assert len(matching(default, 10000, checkout)[0]) == 1
+    write_learn(checkout, 'rig', reach_result(schema=LEARN_SCHEMA + 1))
+    assert matching(default, 10000, checkout) == ([], [])
 
 
 def test_a_result_from_before_a_default_changed_keeps_its_recorded_method(checkout):

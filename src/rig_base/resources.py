@@ -16,10 +16,16 @@ _HERE = Path(__file__).resolve()
 _KINDS = {'config': ('RIG_CONFIG_DIR', 'sim.yaml'), 'sim': ('RIG_SIM_DIR', 'base.xml')}
 
 
+def source_root() -> Path:
+    """The directory above src/ where this module lives: the checkout's root in a source tree or an
+    editable install (in a pip install it is site-packages' parent, which holds no checkout)."""
+    return _HERE.parents[2]
+
+
 def _candidates(kind: str) -> list[Path]:
     env, _ = _KINDS[kind]
     found = [Path(os.environ[env])] if os.environ.get(env) else []
-    found += [_HERE.parents[2] / kind]                               # source tree: src/rig_base/..
+    found += [source_root() / kind]                                  # source tree: src/rig_base/..
     if len(_HERE.parents) > 4:
         found += [_HERE.parents[4] / 'share' / 'rig' / kind]         # <prefix>/lib/python3.x/site-packages
     found += [Path(sys.prefix) / 'share' / 'rig' / kind]

@@ -10,12 +10,18 @@ once whether a run is typical.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from pathlib import Path
 
 import numpy as np
 
 from rig_base.config import ConfigError
+from rig_base.resources import source_root
+
+#: The layout version of a learner result JSON, bench.layout.SCHEMAS['learn'] (a test keeps the two
+#: equal; bench.layout does not import this, as rig_learn loads torch); another version is not read.
+LEARN_SCHEMA = 1
 
 GOAL_BANK_KEYS = ('goal_bank_skew',)   # the VAEConfig fields that set how the goal bank is drawn
 #: Options that change no method (harness, host, logging); a result records some of them as overrides.
@@ -28,7 +34,7 @@ UNITS = {'hand_distance': 'm', 'puck_distance': 'm', 'door_angle_error': 'rad'}
 
 def results_dir() -> Path | None:
     """bench/results/learn of this source checkout (None in an installed package, which has none)."""
-    path = Path(__file__).resolve().parents[2] / 'bench' / 'results' / 'learn'
+    path = source_root() / 'bench' / 'results' / 'learn'
     return path if path.is_dir() else None
 
 
@@ -71,18 +77,27 @@ def _method_fields(cfg) -> dict:
     return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in HARNESS_FIELDS}
 
 
+@functools.lru_cache(maxsize=64)
+def _recorded_method(task: str, path: str, mtime_ns: int, overrides: str) -> dict | None:
+    """The method fields of `task`'s config at `path` (as it was at mtime_ns) with the JSON `overrides`
+    applied, or None where they do not load; cached, as every result of a config loads the same."""
+    from rig_learn.runs import load_config  # noqa: PLC0415 - deferred: torch
+    try:
+        return _method_fields(load_config(task, Path(path), **json.loads(overrides)))
+    except (ConfigError, KeyError, TypeError, ValueError):
+        return None
+
+
 def same_method(result: dict, cfg, config_root: Path | None = None) -> bool:
-    """Was this benchmark result made with cfg's method: the same task, arm and mode, what it recorded
-    (`recorded_method_matches`) and every other config value, its config file with its overrides
-    loaded now (from `config_root`, the checkout its `config` path is relative to) against cfg? Seed,
-    device, threads and evaluation settings may differ."""
+    """Was this benchmark result made with cfg's method: the same task, arm and mode, and every config
+    value, its config file (from `config_root`, the checkout its `config` path is relative to) loaded
+    now with its overrides and what it recorded of its method, against cfg? Seed, device, threads and
+    evaluation settings may differ."""
     if result.get('smoke') or result['task'] != cfg.task or result.get('arm', cfg.arm) != cfg.arm:
         return False
     if not recorded_method_matches(result, cfg):
-        return False
-    from rig_learn.runs import load_config  # noqa: PLC0415 - deferred: torch
-    root = config_root or Path(__file__).resolve().parents[2]
-    path = root / result['config']
+        return False   # the early out: no config to load
+    path = (config_root or source_root()) / result['config']
     if not path.is_file():
         return False
     overrides = {k: v for k, v in result['overrides'].items() if k.split('.')[0] not in HARNESS_FIELDS}
@@ -91,24 +106,22 @@ def same_method(result: dict, cfg, config_root: Path | None = None) -> bool:
     if result['mode'] == 'rig':
         overrides['vae.goal_prior'] = result['goal_prior']
         overrides.update({f'vae.{k}': v for k, v in (result['goal_bank'] or {}).items() if k in GOAL_BANK_KEYS})
-    try:
-        theirs = load_config(result['task'], path, **overrides)
-    except (ConfigError, KeyError, TypeError, ValueError):
-        return False
-    return _method_fields(theirs) == _method_fields(cfg)
+    theirs = _recorded_method(result['task'], str(path), path.stat().st_mtime_ns,
+                              json.dumps(overrides, sort_keys=True))
+    return theirs is not None and theirs == _method_fields(cfg)
 
 
 def matching(cfg, steps: int, results: Path | None = None) -> tuple[list[dict], list[int]]:
     """(results of cfg's method at `steps` env steps, most seeds first; the other step budgets there
     are results of it for), from results/<task>/*.json."""
     results = results or results_dir()
-    if results is None or not (results / cfg.task).is_dir():
+    if results is None:
         return [], []
     same, budgets = [], set()
-    for path in sorted((results / cfg.task).glob('*.json')):
+    for path in sorted((results / cfg.task).glob('*.json')):   # (none where the task has no folder)
         try:
             result = json.loads(path.read_text())
-            if not same_method(result, cfg, config_root=results.parents[2]):
+            if result.get('schema') != LEARN_SCHEMA or not same_method(result, cfg, config_root=results.parents[2]):
                 continue
         except (OSError, ValueError, KeyError, TypeError):
             continue   # not a learner result of this schema: not ours to judge

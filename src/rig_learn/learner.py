@@ -103,9 +103,12 @@ class Learner:
         self._metrics(m)
         return m
 
-    def finish_pretrain_in_steps(self):
-        """The end of pretraining (the goal distribution fitted to the pretraining images), as a
-        generator yielding between batches of its work (GoalSampler.refit_in_steps)."""
+    def finish_pretrain_in_steps(self, images: np.ndarray | None = None):
+        """The end of pretraining on `images` (default: the last pretrain_vae call's), the goal
+        distribution fitted to them, as a generator yielding between batches of its work
+        (GoalSampler.refit_in_steps)."""
+        if images is not None:
+            self.pretrain_images = images
         yield from self.model.goals.refit_in_steps(self.model.encode, images=self.pretrain_images)
         self.counters['vae_pretrained'] = True
         self.last_metrics.update(self.model.goals.metrics)

@@ -499,9 +499,7 @@ class OnlineTrainer:
             if not self._reencode(deadline):
                 return False
             # then the goal distribution, in slices too
-            if pretrain:
-                self.learner.pretrain_images = self._pretrain_images
-            self._finishing = (self.learner.finish_pretrain_in_steps() if pretrain
+            self._finishing = (self.learner.finish_pretrain_in_steps(self._pretrain_images) if pretrain
                                else self.learner.finish_refit_in_steps())
         for _ in self._finishing:
             if self._out_of_time(deadline):
