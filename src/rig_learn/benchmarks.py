@@ -121,7 +121,8 @@ def matching(cfg, steps: int, results: Path | None = None) -> tuple[list[dict], 
     for path in sorted((results / cfg.task).glob('*.json')):   # (none where the task has no folder)
         try:
             result = json.loads(path.read_text())
-            if result.get('schema') != LEARN_SCHEMA or not same_method(result, cfg, config_root=results.parents[2]):
+            if (not isinstance(result, dict) or result.get('schema') != LEARN_SCHEMA
+                    or not same_method(result, cfg, config_root=results.parents[2])):
                 continue
         except (OSError, ValueError, KeyError, TypeError):
             continue   # not a learner result of this schema: not ours to judge

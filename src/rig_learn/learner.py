@@ -106,9 +106,12 @@ class Learner:
     def finish_pretrain_in_steps(self, images: np.ndarray | None = None):
         """The end of pretraining on `images` (default: the last pretrain_vae call's), the goal
         distribution fitted to them, as a generator yielding between batches of its work
-        (GoalSampler.refit_in_steps)."""
+        (GoalSampler.refit_in_steps). The images are taken now, not when the generator first runs."""
         if images is not None:
             self.pretrain_images = images
+        return self._finish_pretrain()
+
+    def _finish_pretrain(self):
         yield from self.model.goals.refit_in_steps(self.model.encode, images=self.pretrain_images)
         self.counters['vae_pretrained'] = True
         self.last_metrics.update(self.model.goals.metrics)
