@@ -136,6 +136,11 @@ class Running:
         self._log.close()
 
 
+def stop_report(log: str) -> str:
+    """Where a `rig up` stop spent its time, as each `rig up` process logged it."""
+    return ' | '.join(re.findall(r'rig up: stopped in .*', log)) or '(no stop report in the log)'
+
+
 @contextlib.contextmanager
 def running(argv: list[str], env: dict, log_path: Path, cwd: Path | None = None):
     r = Running(argv, env, log_path, cwd)

@@ -205,7 +205,7 @@ def test_cli_reports_bad_configuration_without_a_traceback(tmp_path):
 @pytest.mark.ros
 def test_rig_up_two_actors_feed_one_trainer_and_ctrl_c_is_clean(tmp_path):
     """rig up sim --namespaces env0 env1 --practice, then Ctrl-C: as the launch test, through rig up."""
-    from launch_util import FAST_TRAINER, assert_last_bag_ends_cleanly, running
+    from launch_util import FAST_TRAINER, assert_last_bag_ends_cleanly, running, stop_report
 
     from rig_learn import checkpoint as ck
     from rig_trainer.online import latest_checkpoint
@@ -226,7 +226,7 @@ def test_rig_up_two_actors_feed_one_trainer_and_ctrl_c_is_clean(tmp_path):
         rc = run.interrupt(timeout=30)
         log = run.text()
     assert rc == 0, log[-4000:]
-    assert run.stopped_in < 5.0, f'Ctrl-C took {run.stopped_in:.1f} s'
+    assert run.stopped_in < 5.0, f'Ctrl-C took {run.stopped_in:.1f} s: {stop_report(log)}'
     assert 'Traceback' not in log and 'FAILED' not in log, log[-4000:]
     assert re.search(r'rig up: /env1 runs as process \d+', log), 'the second actor is a process of its own'
     for actor in ('env0', 'env1'):
@@ -278,7 +278,7 @@ def _alive(pid: int) -> bool:
 def test_rig_up_reports_a_dead_trainer_process_and_the_actors_go_on(tmp_path):
     """The trainer process killed (as the OOM killer would): rig up says so loudly, the actors keep
     practising and recording, Ctrl-C still stops them cleanly, and the exit code is 1."""
-    from launch_util import assert_last_bag_ends_cleanly
+    from launch_util import assert_last_bag_ends_cleanly, stop_report
 
     from rig_trainer.bags import list_closed_bags
     data = tmp_path / 'data'
@@ -292,7 +292,7 @@ def test_rig_up_reports_a_dead_trainer_process_and_the_actors_go_on(tmp_path):
         rc = run.interrupt(timeout=30)
         log = run.text()
     assert rc == 1 and 'failed nodes: /trainer' in log, log[-3000:]
-    assert run.stopped_in < 5.0, f'Ctrl-C took {run.stopped_in:.1f} s'
+    assert run.stopped_in < 5.0, f'Ctrl-C took {run.stopped_in:.1f} s: {stop_report(log)}'
     assert 'Traceback' not in log, log[-3000:]
     assert_last_bag_ends_cleanly(data, 'actor0_ep')
 

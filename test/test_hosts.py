@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from launch_util import FAST_TRAINER, Running, running
+from launch_util import FAST_TRAINER, Running, running, stop_report
 from netns import Hosts, unavailable
 from ros_util import node_env
 
@@ -30,6 +30,13 @@ pytestmark = [pytest.mark.slow, pytest.mark.ros,
 def _ledger(data: Path) -> dict:
     path = latest_checkpoint(data / 'checkpoints')
     return ck.read_manifest(path)['trainer'] if path else {'ingested': [], 'counters': {}}
+
+
+def _unshipped(data: Path, ns: str) -> list[str]:
+    """An actor's closed episodes that the learner has not acknowledged yet."""
+    ledger = data / f'.shipped_{ns}'
+    shipped = set(ledger.read_text().split()[::2]) if ledger.exists() else set()
+    return [b.name for b in list_closed_bags(data) if b.name not in shipped]
 
 
 def _driving(log: str, ns: str) -> list[int]:
@@ -96,10 +103,14 @@ def test_actors_on_their_own_hosts_practise_with_the_learners_checkpoints_throug
                 recovered_s = time.monotonic() - down_at
 
                 # -- Ctrl-C on the actor hosts: their last bags are shipped on the way out ------------
+                for host, (ns, data) in actors.items():   # the backlog sent (a link stops within 3 s)
+                    runs[host].wait_for(lambda ns=ns, data=data: _unshipped(data, ns) == [], 60,
+                                        f'{host}: every closed episode acknowledged by the learner')
                 for host, run in runs.items():
                     rc = run.interrupt(timeout=30)
                     assert rc == 0, run.text()[-4000:]
-                    assert run.stopped_in < 5.0, f'{host}: Ctrl-C took {run.stopped_in:.1f} s'
+                    took = f'{host}: Ctrl-C took {run.stopped_in:.1f} s: {stop_report(run.text())}'
+                    assert run.stopped_in < 5.0, took
             finally:
                 for run in runs.values():
                     run.kill()

@@ -190,12 +190,21 @@ class LearnerLinkNode(Node):
         self._stop_by = time.monotonic() + STOP_SHIP_S
 
     def finished_stopping(self, force: bool = False) -> bool:
-        if self._stop_by is None or force or time.monotonic() >= self._stop_by:
+        if self._stop_by is None:
             return True
-        self._ship()
-        partial = Path(self.cfg.data_dir) / PARTIAL_DIR
-        recording = partial.is_dir() and any(p.name.startswith(f'{self.cfg.actor}_') for p in partial.iterdir())
-        return not recording and not self.outbox.pending()
+        if not force and time.monotonic() < self._stop_by:
+            self._ship()
+            partial = Path(self.cfg.data_dir) / PARTIAL_DIR
+            recording = partial.is_dir() and any(p.name.startswith(f'{self.cfg.actor}_') for p in partial.iterdir())
+            if recording or self.outbox.pending():
+                return False
+        left = self.outbox.pending()
+        if left:   # nothing is lost: the next start sends them first
+            self.get_logger().warning(
+                f'shutdown: {len(left)} episode(s) not acknowledged by the learner yet stay on disk and '
+                f'are sent at the next start: {", ".join(p.name for p in left)}')
+        self._stop_by = None
+        return True
 
     def status(self) -> dict:
         return {**self.counts, 'latest': str(self.inbox.latest or ''), 'shipped': len(self.outbox.shipped),
