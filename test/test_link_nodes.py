@@ -3,6 +3,7 @@ late joiners, corrupt checkpoint messages, episodes out and acknowledged."""
 from __future__ import annotations
 
 import json
+import signal
 import time
 
 import pytest
@@ -113,6 +114,42 @@ def test_the_receiver_stores_each_shipped_episode_once_and_the_link_records_the_
     assert len((actor / '.shipped_env0').read_text().splitlines()) == 3
     receiver_log = (tmp_path / 'receiver.log').read_text()
     assert receiver_log.count('stored env0_ep') == 3, receiver_log
+
+
+def test_a_link_stopped_before_the_learner_answered_names_what_it_keeps_and_sends_it_next_start(tmp_path):
+    """Ctrl-C while the learner has acknowledged nothing (no receiver up): the link stops within
+    launch's grace, names the episodes it keeps, and they stay on disk; the next start sends them."""
+    actor, learner = tmp_path / 'actor', tmp_path / 'learner'
+    names = [f'env0_ep{i:06d}_x' for i in range(2)]
+    for i, name in enumerate(names):
+        (actor / name).mkdir(parents=True)
+        (actor / name / 'metadata.yaml').write_text('rosbag2_bagfile_information: {}\n')
+        (actor / name / 'a.mcap').write_bytes(bytes([i]) * 100_000)
+    params = {'data_dir': str(actor), 'actor': 'env0', 'scan_period_s': 0.2}
+    with rclpy_node('probe', '/') as node:
+        probe = Probe(node)
+        with spawn_node('rig_trainer.link_node', params, namespace='/env0', log_path=tmp_path / 'link.log') as link:
+            assert spin_until(node, lambda: probe.status.get('env0', {}).get('sends', 0) >= 2, 30), \
+                (tmp_path / 'link.log').read_text()
+            t0 = time.monotonic()
+            link.send_signal(signal.SIGINT)
+            assert link.wait(timeout=10) == 0
+            stopped_s = time.monotonic() - t0
+    log = (tmp_path / 'link.log').read_text()
+    assert stopped_s < 5.0, log
+    assert 'shutdown: 2 episode(s) not acknowledged by the learner yet stay on disk' in log, log
+    assert all(name in log for name in names), log
+    assert all((actor / name).is_dir() for name in names)
+    assert not (actor / '.shipped_env0').exists() or not (actor / '.shipped_env0').read_text().strip()
+    with spawn_node('rig_trainer.episode_receiver_node', {'data_dir': str(learner)},
+                    log_path=tmp_path / 'receiver.log'):
+        with spawn_node('rig_trainer.link_node', params, namespace='/env0', log_path=tmp_path / 'link2.log'):
+            deadline = time.monotonic() + 40
+            while time.monotonic() < deadline and not (
+                    (actor / '.shipped_env0').exists() and len((actor / '.shipped_env0').read_text().split()) == 4):
+                time.sleep(0.2)
+    assert [b.name for b in list_closed_bags(learner)] == names, (tmp_path / 'link2.log').read_text()
+    assert 'not acknowledged' not in (tmp_path / 'link2.log').read_text()
 
 
 def test_the_link_holds_practice_until_the_learner_is_heard_and_when_it_falls_silent(tmp_path):
