@@ -403,13 +403,20 @@ def test_a_practice_hold_ends_the_episode_stops_the_arm_and_silences_practice_un
             lat_pub.publish(fresh_latent(node))
             spin_until(node, lambda: False, 0.1)
 
+    def feed_until(predicate, timeout: float = 10.0) -> bool:
+        """Latents at 10 Hz, as the encoder sends them, until predicate() holds: a policy process
+        that is still warming up lets the first ones go stale ('not acting on it'), rightly."""
+        deadline = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < deadline:
+            feed(1)
+        return predicate()
+
     with spawn_node('rig_policy.policy_node', {'checkpoint': str(ckpt), 'episode_length': 50,
                                                'practice_on_start': True},
                     namespace='/g', log_path=log) as proc:
         assert spin_until(node, lambda: lat_pub.get_subscription_count() > 0 and
                           hold_pub.get_subscription_count() > 0, STARTUP), log.read_text()
-        feed(5)
-        assert spin_until(node, lambda: len(cmds) >= 3, 5.0), log.read_text()
+        assert feed_until(lambda: len(cmds) >= 3), log.read_text()
         hold_pub.publish(String(data='the learner host has not been heard for over 5 s'))
         assert spin_until(node, lambda: any(e['event'] == 'end' for e in events), 5.0), events
         spin_until(node, lambda: False, 0.3)
@@ -420,8 +427,7 @@ def test_a_practice_hold_ends_the_episode_stops_the_arm_and_silences_practice_un
         assert len(cmds) == held_at, 'no latent is answered while practice is held'
         hold_pub.publish(String(data=''))
         spin_until(node, lambda: False, 0.3)
-        feed(5)
-        assert spin_until(node, lambda: len(cmds) > held_at, 5.0), 'practice goes on once released'
+        assert feed_until(lambda: len(cmds) > held_at), 'practice goes on once released'
         assert proc.poll() is None
     starts = [e for e in events if e['event'] == 'start']
     ends = [e for e in events if e['event'] == 'end']
